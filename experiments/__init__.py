@@ -1,0 +1,1 @@
+"""Thin absl-flag binaries over the maskgan_jax library."""

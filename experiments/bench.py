@@ -1,0 +1,74 @@
+"""The project's benchmark binary: one JSON line per figure, peers side by side.
+
+    python -m experiments.bench --out=bench.jsonl [--only=mel,runs,...] [--quick]
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+
+from absl import app, flags
+
+# Suite name -> module in experiments.benchmarks exposing SUITES (a dict name -> fn).
+_MODULES = ("mel", "randomness", "wavegan", "attackers")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("out", "bench.jsonl", "JSON lines output file (appended).")
+flags.DEFINE_list("only", [], "Run only these suites (default: all). See --list.")
+flags.DEFINE_bool("list", False, "List the suites and exit.")
+flags.DEFINE_bool("quick", False, "Fewer repeats and smaller sizes (a smoke run, not figures).")
+flags.DEFINE_integer("repeats", 5, "Timed repeats per measurement (medians are reported).")
+flags.DEFINE_string("peer_python", None, "Python with torch for the peers (default .venv-peers).")
+
+
+def available_suites() -> dict:
+    """All suites from the benchmark modules that import here."""
+    suites = {}
+    for m in _MODULES:
+        try:
+            mod = importlib.import_module(f"experiments.benchmarks.{m}")
+        except ModuleNotFoundError as e:
+            if e.name != f"experiments.benchmarks.{m}":
+                raise
+            continue
+        suites.update(mod.SUITES)
+    return suites
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from experiments.benchmarks import common
+    suites = available_suites()
+    if FLAGS.list:
+        print("\n".join(sorted(suites)))
+        return
+    unknown = [s for s in FLAGS.only if s not in suites]
+    if unknown:
+        raise app.UsageError(f"--only: unknown suite(s) {unknown}; known: {sorted(suites)}")
+    chosen = FLAGS.only or sorted(suites)
+    ctx = common.Context(repeats=FLAGS.repeats, quick=FLAGS.quick, peer_python=FLAGS.peer_python)
+    host = common.machine()
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+    for i, name in enumerate(chosen, 1):
+        print(f"[bench] {i}/{len(chosen)} {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        records = suites[name](ctx)
+        with open(FLAGS.out, "a") as f:
+            for r in records:
+                r.setdefault("machine", host)
+                line = json.dumps(r, default=float)
+                f.write(line + "\n")
+                print(line, flush=True)
+        print(f"[bench] {name} done in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

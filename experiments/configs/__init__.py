@@ -1,0 +1,1 @@
+"""Named configs for the experiment binaries."""

@@ -1,0 +1,1 @@
+"""numba-compiled host kernels: the randomness tests."""

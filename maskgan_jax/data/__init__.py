@@ -1,0 +1,1 @@
+"""Public corpus layouts, embedded synthetic corpora and the array store."""

@@ -1,0 +1,1 @@
+"""Flax models: the MaskGAN (WaveGAN) generator and critic, and the attackers."""
