@@ -1,0 +1,74 @@
+"""score_clips and the score_randomness binary against statsmodels / scipy per clip."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.stats import binomtest
+from statsmodels.sandbox.stats.runs import runstest_1samp
+
+from kernels import score_clips
+from kernels.score import float_to_int16
+
+RNG = np.random.default_rng(3)
+
+
+def _cs_ref(x):
+    c = -(-x.size // 2)
+    a, b = x[: x.size - c].astype(np.int64), x[c:].astype(np.int64)
+    plus, pairs = int((b > a).sum()), int((b != a).sum())
+    return binomtest(plus, pairs, 0.5).pvalue
+
+
+def test_score_clips_matches_references():
+    x = (RNG.standard_normal((4, 5000)) * 2000).astype(np.int16)
+    x[1] = np.sort(x[1])
+    s = score_clips(x, num_threads=2)
+    for i in range(4):
+        z, p = runstest_1samp(x[i], cutoff="median")
+        assert s["ww_z"][i] == pytest.approx(z, rel=1e-9) and s["ww_p"][i] == pytest.approx(p, rel=1e-9, abs=1e-300)
+        assert s["cs_p"][i] == pytest.approx(_cs_ref(x[i]), rel=1e-6)
+    with pytest.raises(ValueError, match="int16"):
+        score_clips(x.astype(np.float32))
+
+
+def test_float_to_int16_recovers_16bit_files(tmp_path):
+    pcm = RNG.integers(-32768, 32768, 1000).astype(np.int16)
+    sf.write(tmp_path / "a.wav", pcm, 16000, subtype="PCM_16")
+    wave, _ = sf.read(tmp_path / "a.wav", dtype="float32")
+    np.testing.assert_array_equal(float_to_int16(wave), pcm)
+
+
+def test_binary_scores_a_folder(tmp_path):
+    from absl import flags
+
+    from experiments import score_randomness
+    folder = tmp_path / "wavs"
+    (folder / "sub").mkdir(parents=True)
+    pcms = {"a.wav": (RNG.standard_normal(8000) * 3000).astype(np.int16),
+            "sub/b.wav": (np.sin(np.arange(9000) / 7.0) * 10000).astype(np.int16)}
+    for name, pcm in pcms.items():
+        sf.write(folder / name, pcm, 16000, subtype="PCM_16")
+    (folder / "sub" / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    out = tmp_path / "scores.jsonl"
+    fl = flags.FLAGS
+    fl([ "score_randomness", f"--inputs={folder}", f"--out={out}", "--noprogress"])
+    try:
+        score_randomness.main(["score_randomness"])
+    finally:
+        fl.unparse_flags()
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    files = {r["path"].split("wavs/")[1]: r for r in recs if r["kind"] == "file"}
+    errors = [r for r in recs if r["kind"] == "error"]
+    assert set(files) == set(pcms) and len(errors) == 1 and "broken.wav" in errors[0]["path"]
+    ps = []
+    for name, pcm in pcms.items():
+        z, p = runstest_1samp(pcm, cutoff="median")
+        assert files[name]["ww_p"] == pytest.approx(p, rel=1e-9, abs=1e-300)
+        assert files[name]["cs_p"] == pytest.approx(_cs_ref(pcm), rel=1e-6)
+        ps.append(p)
+    summary = recs[-1]
+    assert summary["kind"] == "summary" and summary["files"] == 2 and summary["skipped"] == 1
+    ww = summary["tests"]["wald_wolfowitz"]
+    assert ww["mean_p"] == pytest.approx(np.mean(ps), rel=1e-9)
+    assert ww["frac_p_below_0.05"] == np.mean(np.array(ps) < 0.05)
