@@ -1,0 +1,83 @@
+"""Runs one inference attack (K-fold) on a corpus, clean or masked, and writes JSON-lines results.
+
+    python -m experiments.attack --task=sei --model=cnn --folds=5 --noise=white --out=sei.jsonl
+    python -m experiments.attack --task=udi --model=crnn --noise=gan:runs/maskgan --adversary=adaptive
+
+Without --data_dir the embedded corpus of the task is generated once under the cache folder.
+"""
+from __future__ import annotations
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("task", None, ["mgi", "udi", "sei", "commands"],
+                  "Inference task: music genre (FMA), speaker demographics (Common Voice), "
+                  "speech emotion (RAVDESS), or speech commands (utility).")
+flags.DEFINE_string("data_dir", None, "Corpus folder in its public layout (default: the embedded corpus).")
+flags.DEFINE_string("cache_dir", None, "Embedded corpora and array stores (default $MASKGAN_JAX_CACHE "
+                    "or ~/.cache/maskgan-jax).")
+flags.DEFINE_enum("data_size", "default", ["default", "tiny"], "Size of the embedded corpus.")
+flags.DEFINE_enum("config", "cpu", ["tiny", "cpu", "paper"], "Named attack config (sizes and schedule).")
+flags.DEFINE_enum("model", "cnn", ["cnn", "rnn", "crnn"], "Attacker family.")
+flags.DEFINE_integer("folds", None, "K of the K-fold cross-validation (1 = the corpus's own splits).")
+flags.DEFINE_string("noise", "none", "none | white | pink | brown | gan:WORKDIR | dir:FOLDER_OF_WAVS")
+flags.DEFINE_float("noise_spl", 45.0, "Masking noise level, dB SPL (at most 45 unless allowed).")
+flags.DEFINE_float("speech_spl", 60.0, "Speech level, dB SPL (the SNR is speech_spl - noise_spl).")
+flags.DEFINE_bool("allow_above_comfort", False, "Allow --noise_spl above the 45 dB SPL comfort limit.")
+flags.DEFINE_enum("adversary", "static", ["static", "adaptive"],
+                  "static: trained on clean audio; adaptive: trained on masked audio.")
+flags.DEFINE_string("front_end", "none", "Adversary front end before the log-mel (none, wiener, subtraction).")
+flags.DEFINE_enum("front_end_at", "test", ["test", "both"], "Apply the front end at test time or also in training.")
+flags.DEFINE_integer("seed", 0, "Seed of folds, initialisation, batch order and noise.")
+flags.DEFINE_integer("epochs", None, "Maximum epochs per fold (early stopping may end sooner).")
+flags.DEFINE_integer("patience", None, "Epochs without validation improvement before stopping.")
+flags.DEFINE_integer("batch_size", None, "Global batch size (a multiple of the device count).")
+flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
+flags.DEFINE_list("channels", None, "Conv channels per block (cnn, crnn), e.g. 32,64,128,128.")
+flags.DEFINE_integer("hidden", None, "Recurrent width (rnn, crnn).")
+flags.DEFINE_integer("layers", None, "Recurrent layers (rnn, crnn).")
+flags.DEFINE_enum("cell", None, ["gru", "lstm"], "Recurrent cell.")
+flags.DEFINE_integer("num_devices", None, "Devices for data parallelism (default: all local).")
+flags.DEFINE_string("out", None, "JSON-lines output file (folds + summary; a rerun resumes).")
+flags.mark_flags_as_required(["task", "out"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from experiments.configs import attack as configs
+    from maskgan_jax import attack
+    over = {k: getattr(FLAGS, k) for k in ("folds", "epochs", "patience", "batch_size", "learning_rate",
+                                          "hidden", "layers", "cell", "num_devices")
+            if getattr(FLAGS, k) is not None}
+    if FLAGS.channels is not None:
+        try:
+            over["channels"] = tuple(int(c) for c in FLAGS.channels)
+        except ValueError:
+            raise app.UsageError(f"--channels={','.join(FLAGS.channels)}: expected integers") from None
+    try:
+        cfg = configs.get(FLAGS.config, FLAGS.model, task=FLAGS.task, noise=FLAGS.noise,
+                          noise_spl=FLAGS.noise_spl, speech_spl=FLAGS.speech_spl,
+                          allow_above_comfort=FLAGS.allow_above_comfort, adversary=FLAGS.adversary,
+                          front_end=FLAGS.front_end, front_end_at=FLAGS.front_end_at, seed=FLAGS.seed,
+                          **over).validate()
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    try:
+        data = attack.open_task_data(FLAGS.task, FLAGS.data_dir, FLAGS.cache_dir, FLAGS.data_size)
+    except ValueError as e:   # includes the layout loaders' LayoutError
+        raise app.UsageError(str(e)) from None
+    records = attack.run_attack(cfg, data, FLAGS.out)
+    s = records[-1]
+    lo, hi = s["ci95"]
+    ci = f" (95% CI {lo:.4f}..{hi:.4f})" if lo is not None else ""
+    print(f"[attack] {FLAGS.task} {FLAGS.model} noise={FLAGS.noise} adversary={FLAGS.adversary}: "
+          f"accuracy {s['accuracy']:.4f}{ci} over {s['n_folds']} fold(s) -> {FLAGS.out}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

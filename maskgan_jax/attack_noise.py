@@ -1,0 +1,167 @@
+"""Masking noise for the attacks: the sources (reference, MaskGAN, a folder of wavs) and on-device mixing.
+
+A source is a pure function ``(arrays, keys_B) -> noise [B, T]`` plus the arrays it needs
+(passed into the jitted step as arguments, so a noise bank is not baked into the program).
+Each example gets its own key, derived from the run's seed and the example's index in the
+store, so an example's noise does not depend on the batch it lands in or on the device count.
+Levels follow the recording model of ``levels``: speech keeps its level and the noise is
+added at SNR = speech SPL - noise SPL.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from maskgan_jax import audio, levels, noise as ref_noise
+
+REFERENCE = {"white": ref_noise.white, "pink": ref_noise.pink, "brown": ref_noise.brown}
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseSpec:
+    """Parsed ``--noise``: kind none|white|pink|brown|gan|dir and, for gan/dir, a folder."""
+    kind: str
+    path: str = ""
+
+    @property
+    def name(self) -> str:
+        """The flag's spelling (what result records carry)."""
+        return f"{self.kind}:{self.path}" if self.path else self.kind
+
+
+def parse_noise(value: str) -> NoiseSpec:
+    """Parses none | white | pink | brown | gan:DIR | dir:DIR (ValueError naming --noise)."""
+    value = (value or "").strip()
+    if value in ("none", *REFERENCE):
+        return NoiseSpec(value)
+    for kind in ("gan", "dir"):
+        if value.startswith(kind + ":"):
+            path = value[len(kind) + 1:]
+            if not path:
+                raise ValueError(f"--noise={value!r}: {kind}: needs a folder, e.g. {kind}:/path/to/dir")
+            return NoiseSpec(kind, path)
+    raise ValueError(f"--noise={value!r}: expected none, white, pink, brown, gan:DIR or dir:DIR")
+
+
+@dataclasses.dataclass
+class NoiseSource:
+    """``fn(arrays, keys_B) -> float32 [B, T]`` with the arrays it reads, and a description."""
+    spec: NoiseSpec
+    fn: Callable[[Any, jax.Array], jax.Array]
+    arrays: Any
+    info: dict
+
+
+def _reference(spec: NoiseSpec, length: int) -> NoiseSource:
+    make = REFERENCE[spec.kind]
+    return NoiseSource(spec, lambda arrays, keys: jax.vmap(lambda k: make(k, (length,)))(keys),
+                       (), {"kind": spec.kind})
+
+
+def _gan(spec: NoiseSpec, length: int) -> NoiseSource:
+    from maskgan_jax import gan  # noqa: WPS433 (imported only when a checkpoint is asked for)
+    if not os.path.isdir(spec.path):
+        raise ValueError(f"--noise=gan:{spec.path}: no such MaskGAN workdir")
+    sample_fn, info = gan.load_noise_sampler(spec.path)
+    out = jax.eval_shape(lambda k: sample_fn(k, 1), jax.random.key(0))
+    slice_len = int(out.shape[-1])
+    # A generator with shorter slices fills the clip with consecutive independent slices.
+    per_clip = -(-length // slice_len)
+
+    def fn(arrays, keys):
+        out = jax.vmap(lambda k: sample_fn(k, per_clip).reshape(-1))(keys)
+        return out[:, :length].astype(jnp.float32)
+
+    return NoiseSource(spec, fn, (), {"kind": "gan", "workdir": spec.path, "slice_len": slice_len,
+                                      "slices_per_clip": per_clip, **dict(info or {})})
+
+
+def load_noise_bank(folder: str, length: int, sample_rate: int = 16000) -> tuple[np.ndarray, dict]:
+    """All readable noise files of a folder, each at unit RMS, end to end (at least ``length``)."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"--noise=dir:{folder}: no such folder")
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(AUDIO_EXTENSIONS))
+    parts, broken = [], []
+    for n in names:
+        path = os.path.join(folder, n)
+        try:
+            w = audio.load_audio(path, sample_rate)
+        except audio.AudioError as e:
+            broken.append((path, str(e)))
+            continue
+        rms = float(np.sqrt(np.mean(np.square(w, dtype=np.float64))))
+        if rms <= 0.0:
+            broken.append((path, "silent"))
+            continue
+        # Calibrated to a common level so that every segment is mixed at the same SNR
+        # whichever file it comes from (the mix sets the absolute level).
+        parts.append((w / rms).astype(np.float32))
+    if not parts:
+        raise ValueError(f"--noise=dir:{folder}: no readable, non-silent audio files "
+                         f"({len(names)} candidates, {len(broken)} broken)")
+    bank = np.concatenate(parts)
+    if bank.size < length:
+        bank = np.tile(bank, -(-length // bank.size))
+    info = {"kind": "dir", "folder": folder, "files": len(parts), "broken": broken,
+            "seconds": bank.size / sample_rate}
+    if broken:
+        from absl import logging
+        logging.warning("noise folder %s: %d broken file(s) skipped: %s", folder, len(broken),
+                        "; ".join(f"{p} ({r})" for p, r in broken[:5]))
+    return bank, info
+
+
+def _folder(spec: NoiseSpec, length: int, sample_rate: int) -> NoiseSource:
+    bank, info = load_noise_bank(spec.path, length, sample_rate)
+
+    def fn(arrays, keys):
+        (bank_L,) = arrays
+        hi = bank_L.shape[0] - length + 1
+
+        def one(k):
+            start = jax.random.randint(k, (), 0, hi)
+            return jax.lax.dynamic_slice(bank_L, (start,), (length,))
+
+        return jax.vmap(one)(keys)
+
+    return NoiseSource(spec, fn, (jnp.asarray(bank),), info)
+
+
+def make_source(spec: NoiseSpec | str, length: int, sample_rate: int = 16000) -> NoiseSource | None:
+    """The noise source for a spec (None for 'none')."""
+    spec = parse_noise(spec) if isinstance(spec, str) else spec
+    if spec.kind == "none":
+        return None
+    if spec.kind in REFERENCE:
+        return _reference(spec, length)
+    if spec.kind == "gan":
+        return _gan(spec, length)
+    return _folder(spec, length, sample_rate)
+
+
+def example_keys(key: jax.Array, index_B: jax.Array) -> jax.Array:
+    """One key per example from its store index (independent of batching and devices)."""
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(index_B)
+
+
+def mix(source: NoiseSource, arrays: Any, clean_BxT: jax.Array, key: jax.Array, index_B: jax.Array,
+        snr_db: float) -> tuple[jax.Array, jax.Array]:
+    """Clean float audio plus a fresh noise segment per example at ``snr_db``; returns (mix, clipped)."""
+    noise_BxT = source.fn(arrays, example_keys(key, index_B))
+    return levels.mix_at_snr_jax(clean_BxT, noise_BxT, snr_db)
+
+
+def check_levels(noise_spl: float, speech_spl: float, allow_above_comfort: bool) -> float:
+    """Validates the levels and returns the SNR (ValueError naming --noise_spl)."""
+    if not np.isfinite(noise_spl) or not np.isfinite(speech_spl):
+        raise ValueError(f"--noise_spl={noise_spl} and --speech_spl={speech_spl} must be finite")
+    if noise_spl > levels.COMFORT_LIMIT_SPL and not allow_above_comfort:
+        raise ValueError(f"--noise_spl={noise_spl:g} dB SPL exceeds the {levels.COMFORT_LIMIT_SPL:g} dB "
+                         "SPL comfort limit; pass --allow_above_comfort for a research sweep")
+    return float(speech_spl - noise_spl)

@@ -1,0 +1,189 @@
+"""Inference attackers on log-mel spectrograms: CNN, RNN (GRU/LSTM) and CRNN, one head per attribute.
+
+Every model maps a log-mel batch ``mel_BxMxF`` (dB, mels x frames) to a dict
+``attribute -> logits [B, classes]``; a single-label task simply has one attribute.
+The family and sizes mirror ``../shared/peers/attackers_torch.py`` so that speed
+comparisons are like for like, with two stated differences: no BatchNorm (the input is
+standardised per example instead, which keeps the step a pure function without batch
+statistics); the CNN reads out the time-averaged map with its frequency axis kept
+(``cnn_head="freq"``; ``"global"`` is the peer's global average); and the recurrent models
+pool their outputs over time (``pool="mean"``) unless ``pool="last"`` asks for the peer's
+last-step readout. The heads are a negligible share of the step's FLOPs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+MODELS = ("cnn", "rnn", "crnn")
+CELLS = ("gru", "lstm")
+NORMS = ("none", "layer")
+POOLS = ("mean", "last")
+CNN_HEADS = ("freq", "global")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackerConfig:
+    """Architecture and sizes of an attacker (the heads come from the task)."""
+    model: str = "cnn"                       # cnn | rnn | crnn
+    channels: tuple[int, ...] = (32, 64, 128, 128)   # conv blocks (cnn, crnn)
+    hidden: int = 128                        # recurrent width (rnn, crnn)
+    layers: int = 2                          # recurrent layers (rnn, crnn)
+    cell: str = "gru"                        # gru | lstm
+    norm: str = "none"                       # none | layer (after each conv)
+    pool: str = "mean"                       # recurrent readout over time: mean | last
+    cnn_head: str = "freq"                   # cnn readout: mean over time (freq) or time and freq (global)
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model={self.model!r}: expected one of {MODELS}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell={self.cell!r}: expected one of {CELLS}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm={self.norm!r}: expected one of {NORMS}")
+        if self.cnn_head not in CNN_HEADS:
+            raise ValueError(f"cnn_head={self.cnn_head!r}: expected one of {CNN_HEADS}")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool={self.pool!r}: expected one of {POOLS}")
+        if self.model in ("cnn", "crnn") and not self.channels:
+            raise ValueError(f"model={self.model} needs at least one conv channel count")
+        if self.model in ("rnn", "crnn") and (self.hidden < 1 or self.layers < 1):
+            raise ValueError("hidden and layers must be positive for recurrent models")
+
+
+def standardize(mel_BxMxF: jax.Array) -> jax.Array:
+    """Per-example zero mean, unit variance over the whole spectrogram (level-invariant input)."""
+    mu = jnp.mean(mel_BxMxF, axis=(1, 2), keepdims=True)
+    sd = jnp.std(mel_BxMxF, axis=(1, 2), keepdims=True)
+    return (mel_BxMxF - mu) / (sd + 1e-5)
+
+
+def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
+    """2x2 max pooling, stride 2, floor on odd sizes (as torch's MaxPool2d(2))."""
+    b, h, w, c = x_BxHxWxC.shape
+    x = x_BxHxWxC[:, :h // 2 * 2, :w // 2 * 2]
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+class ConvBlock(nn.Module):
+    """3x3 'same' convolution, optional LayerNorm, ReLU, 2x2 max pooling (NHWC)."""
+    features: int
+    norm: str = "none"
+
+    @nn.compact
+    def __call__(self, x):
+        # NHWC with HWIO kernels is XLA:CPU's fast convolution layout.
+        x = nn.Conv(self.features, (3, 3), padding="SAME")(x)
+        if self.norm == "layer":
+            x = nn.LayerNorm()(x)
+        return max_pool_2x2(nn.relu(x))
+
+
+class Recurrent(nn.Module):
+    """One GRU or LSTM layer over time, batch-major [B, T, D] -> [B, T, H].
+
+    The input projection of all time steps is one big matmul before the scan, so the
+    sequential part is only the small hidden-to-hidden matmul (what cuDNN/oneDNN do).
+    """
+    hidden: int
+    cell: str = "gru"
+
+    @nn.compact
+    def __call__(self, x_BxTxD):
+        h = self.hidden
+        gates = 3 if self.cell == "gru" else 4
+        xw = nn.Dense(gates * h, name="input")(x_BxTxD)             # [B, T, G*H]
+        w_hh = self.param("recurrent", nn.initializers.orthogonal(), (h, gates * h))
+        b_hh = self.param("recurrent_bias", nn.initializers.zeros, (gates * h,))
+        xw_TxBxG = jnp.swapaxes(xw, 0, 1)
+        b = x_BxTxD.shape[0]
+        if self.cell == "gru":
+            def step(hs, xt):
+                hw = hs @ w_hh + b_hh
+                xr, xz, xn = jnp.split(xt, 3, axis=-1)
+                hr, hz, hn = jnp.split(hw, 3, axis=-1)
+                r = jax.nn.sigmoid(xr + hr)
+                z = jax.nn.sigmoid(xz + hz)
+                n = jnp.tanh(xn + r * hn)
+                hs = (1.0 - z) * n + z * hs
+                return hs, hs
+            carry = jnp.zeros((b, h), xw.dtype)
+        else:
+            def step(c_h, xt):
+                c, hs = c_h
+                i, f, g, o = jnp.split(xt + hs @ w_hh + b_hh, 4, axis=-1)
+                c = jax.nn.sigmoid(f + 1.0) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+                hs = jax.nn.sigmoid(o) * jnp.tanh(c)
+                return (c, hs), hs
+            carry = (jnp.zeros((b, h), xw.dtype), jnp.zeros((b, h), xw.dtype))
+        _, out_TxBxH = jax.lax.scan(step, carry, xw_TxBxG)
+        return jnp.swapaxes(out_TxBxH, 0, 1)
+
+
+class Attacker(nn.Module):
+    """CNN / RNN / CRNN on a log-mel batch [B, mels, frames] -> {attribute: logits [B, C]}."""
+    config: AttackerConfig
+    heads: tuple[tuple[str, int], ...]       # (attribute, number of classes) per head
+
+    @nn.compact
+    def __call__(self, mel_BxMxF):
+        cfg = self.config
+        x = standardize(mel_BxMxF.astype(jnp.float32))
+        if cfg.model in ("cnn", "crnn"):
+            x = x[..., None]                                      # [B, M, F, 1] NHWC
+            for c in cfg.channels:
+                x = ConvBlock(c, cfg.norm)(x)
+        if cfg.model == "cnn" and cfg.cnn_head == "global":
+            feat = jnp.mean(x, axis=(1, 2))                       # the peer's global average pool
+        elif cfg.model == "cnn":
+            # Pitch and timbre live at particular frequencies: keep the frequency axis.
+            feat = jnp.mean(x, axis=2).reshape(x.shape[0], -1)
+        else:
+            if cfg.model == "crnn":
+                b, m, f, c = x.shape
+                x = jnp.transpose(x, (0, 2, 3, 1)).reshape(b, f, c * m)   # [B, frames', C*mels']
+            else:
+                x = jnp.swapaxes(x, 1, 2)                          # [B, frames, mels]
+            for _ in range(cfg.layers):
+                x = Recurrent(cfg.hidden, cfg.cell)(x)
+            feat = x[:, -1] if cfg.pool == "last" else jnp.mean(x, axis=1)
+        return {name: nn.Dense(n, name=f"head_{name}")(feat) for name, n in self.heads}
+
+
+def build(config: AttackerConfig, heads: Sequence[tuple[str, int]]) -> Attacker:
+    """The attacker module for ``config`` with one softmax head per (attribute, classes)."""
+    heads = tuple((str(a), int(n)) for a, n in heads)
+    if not heads or any(n < 2 for _, n in heads):
+        raise ValueError(f"heads={heads}: every head needs at least 2 classes")
+    return Attacker(config, heads)
+
+
+def count_params(params) -> int:
+    """Total number of parameters in a pytree."""
+    return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
+
+
+def forward_flops(config: AttackerConfig, heads: Sequence[tuple[str, int]], n_mels: int,
+                  frames: int) -> float:
+    """Multiply-add FLOPs (x2) of one example's forward pass (convs, recurrences, dense)."""
+    fl = 0.0
+    h, w, cin = n_mels, frames, 1
+    if config.model in ("cnn", "crnn"):
+        for c in config.channels:
+            fl += 2.0 * h * w * 9 * cin * c
+            h, w, cin = h // 2, w // 2, c
+    if config.model == "cnn":
+        feat = cin if config.cnn_head == "global" else cin * h
+    else:
+        d, t = (n_mels, frames) if config.model == "rnn" else (cin * h, w)
+        g = 3 if config.cell == "gru" else 4
+        for _ in range(config.layers):
+            fl += 2.0 * t * (d * g * config.hidden + config.hidden * g * config.hidden)
+            d = config.hidden
+        feat = config.hidden
+    fl += sum(2.0 * feat * n for _, n in heads)
+    return fl
