@@ -1,0 +1,379 @@
+"""The study's metrics: BIA, MIA, relative reduction, SPF, randomness summaries, RTMR.
+
+Every figure comes with a 95 % interval over its repetitions (folds × seeds): a Student-t
+interval for means, a ratio interval for paired ratios, a seeded percentile bootstrap where
+no closed form fits, and Fisher's z for a Pearson correlation. The distribution functions
+are written here (regularised incomplete beta, bisection) so that the library needs no
+scipy at run time; the tests check them against scipy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+CONFIDENCE = 0.95
+
+
+# --------------------------------------------------------------------------- distributions
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 10000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    ln_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                + a * math.log(x) + b * math.log1p(-x))
+    front = math.exp(ln_front)
+    # The continued fraction converges fast only on its own side of the mean.
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_sf(t: float, df: float) -> float:
+    """Upper tail P(T > t) of Student's t with ``df`` degrees of freedom."""
+    if math.isinf(t):
+        return 0.0 if t > 0 else 1.0
+    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+    return tail if t >= 0 else 1.0 - tail
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) of Student's t."""
+    return 1.0 - t_sf(t, df)
+
+
+def _bisect_upper(sf: Callable[[float], float], q: float, hi: float) -> float:
+    """The x >= 0 with sf(x) = q for a decreasing survival function (q <= 0.5)."""
+    lo = 0.0
+    while sf(hi) > q:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if sf(mid) > q:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-14 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+def t_ppf(p: float, df: float) -> float:
+    """Quantile of Student's t (p in (0, 1))."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"t_ppf: p must be in (0, 1), got {p}")
+    if df <= 0:
+        raise ValueError(f"t_ppf: df must be positive, got {df}")
+    if p == 0.5:
+        return 0.0
+    x = _bisect_upper(lambda v: t_sf(v, df), min(p, 1.0 - p), 10.0)
+    return x if p > 0.5 else -x
+
+
+def norm_sf(x: float) -> float:
+    """Upper tail of the standard normal."""
+    return 0.5 * math.erfc(x / math.sqrt(2.0))
+
+
+def norm_ppf(p: float) -> float:
+    """Quantile of the standard normal (p in (0, 1))."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"norm_ppf: p must be in (0, 1), got {p}")
+    if p == 0.5:
+        return 0.0
+    x = _bisect_upper(norm_sf, min(p, 1.0 - p), 8.0)
+    return x if p > 0.5 else -x
+
+
+# --------------------------------------------------------------------------- estimates
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A point value with its interval (low/high are NaN when the interval is undefined)."""
+    value: float
+    low: float
+    high: float
+    n: int
+    method: str
+
+    @property
+    def ci95(self) -> list:
+        """[low, high] with None for an undefined bound (JSON-safe)."""
+        return [_finite_or_none(self.low), _finite_or_none(self.high)]
+
+    def to_dict(self, prefix: str = "") -> dict:
+        """JSON-safe fields: value, ci95, n, method (keys prefixed)."""
+        return {f"{prefix}value" if prefix else "value": _finite_or_none(self.value),
+                f"{prefix}ci95" if prefix else "ci95": self.ci95,
+                f"{prefix}n" if prefix else "n": self.n,
+                f"{prefix}ci_method" if prefix else "ci_method": self.method}
+
+
+def _finite_or_none(x):
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _as_1d(values, what: str) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    if a.size == 0:
+        raise ValueError(f"{what}: no values")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{what}: values must be finite, got {a.tolist()}")
+    return a
+
+
+def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
+    """Mean with a Student-t interval; a single value has no interval (NaN bounds)."""
+    a = _as_1d(values, "mean_ci")
+    n = a.size
+    m = float(a.mean())
+    if n < 2:
+        return Estimate(m, math.nan, math.nan, n, "t")
+    sd = float(a.std(ddof=1))
+    half = t_ppf(0.5 + confidence / 2.0, n - 1) * sd / math.sqrt(n)
+    return Estimate(m, m - half, m + half, n, "t")
+
+
+def bootstrap_ci(values: Sequence[float], statistic: Callable[[np.ndarray], float] = np.mean,
+                 confidence: float = CONFIDENCE, n_boot: int = 2000, seed: int = 0) -> Estimate:
+    """Percentile bootstrap interval of ``statistic`` (seeded, so reruns agree)."""
+    a = _as_1d(values, "bootstrap_ci")
+    value = float(statistic(a))
+    if a.size < 2:
+        return Estimate(value, math.nan, math.nan, a.size, "bootstrap")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, a.size, size=(n_boot, a.size))
+    stats = np.array([statistic(a[i]) for i in idx], dtype=np.float64)
+    stats = stats[np.isfinite(stats)]
+    if stats.size == 0:
+        return Estimate(value, math.nan, math.nan, a.size, "bootstrap")
+    lo, hi = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Estimate(value, float(lo), float(hi), a.size, "bootstrap")
+
+
+# --------------------------------------------------------------------------- the paper's metrics
+
+def bia(clean_accuracies: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
+    """Baseline inference accuracy: the attack's mean accuracy on clean audio over folds × seeds."""
+    return mean_ci(clean_accuracies, confidence)
+
+
+def mia(masked_accuracies: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
+    """Mitigated inference accuracy: the attack's mean accuracy on masked audio over folds × seeds."""
+    return mean_ci(masked_accuracies, confidence)
+
+
+def relative_reduction(bia_value: float, mia_value: float) -> float:
+    """(BIA − MIA) / BIA: the fraction of the attack's accuracy the masking removes."""
+    if not bia_value > 0:
+        raise ValueError(f"relative_reduction: BIA must be > 0, got {bia_value}")
+    return (bia_value - mia_value) / bia_value
+
+
+def spf(masked_command_accuracy: float, clean_command_accuracy: float) -> float:
+    """Semantic preservation factor: speech-command accuracy under masking / on clean audio."""
+    if not clean_command_accuracy > 0:
+        raise ValueError(f"spf: clean command accuracy must be > 0, got {clean_command_accuracy}")
+    return masked_command_accuracy / clean_command_accuracy
+
+
+def ratio_ci(numerators: Sequence[float], denominators: Sequence[float], paired: bool = True,
+             confidence: float = CONFIDENCE, n_boot: int = 2000, seed: int = 0) -> Estimate:
+    """Interval of mean(num)/mean(den).
+
+    Paired (same folds and seeds): the ratio of means with a delta-method (Fieller-style
+    first-order) t-interval from the per-pair values. Unpaired: a seeded bootstrap that
+    resamples both groups independently.
+    """
+    num = _as_1d(numerators, "ratio_ci numerators")
+    den = _as_1d(denominators, "ratio_ci denominators")
+    if not den.mean() > 0:
+        raise ValueError(f"ratio_ci: the denominators' mean must be > 0, got {den.mean()}")
+    value = float(num.mean() / den.mean())
+    if paired:
+        if num.size != den.size:
+            raise ValueError(f"ratio_ci: paired groups differ in size ({num.size} vs {den.size})")
+        n = num.size
+        if n < 2:
+            return Estimate(value, math.nan, math.nan, n, "t-delta")
+        # Linearised ratio residuals: their mean is 0 and their spread is the ratio's.
+        resid = (num - value * den) / den.mean()
+        half = t_ppf(0.5 + confidence / 2.0, n - 1) * float(resid.std(ddof=1)) / math.sqrt(n)
+        return Estimate(value, value - half, value + half, n, "t-delta")
+    if num.size < 2 or den.size < 2:
+        return Estimate(value, math.nan, math.nan, min(num.size, den.size), "bootstrap")
+    rng = np.random.default_rng(seed)
+    bn = num[rng.integers(0, num.size, size=(n_boot, num.size))].mean(axis=1)
+    bd = den[rng.integers(0, den.size, size=(n_boot, den.size))].mean(axis=1)
+    ok = bd > 0
+    stats = bn[ok] / bd[ok]
+    lo, hi = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Estimate(value, float(lo), float(hi), min(num.size, den.size), "bootstrap")
+
+
+def reduction_ci(clean_accuracies: Sequence[float], masked_accuracies: Sequence[float],
+                 paired: bool = True, confidence: float = CONFIDENCE, n_boot: int = 2000,
+                 seed: int = 0) -> Estimate:
+    """(BIA − MIA)/BIA with its interval (1 − the MIA/BIA ratio interval)."""
+    r = ratio_ci(masked_accuracies, clean_accuracies, paired, confidence, n_boot, seed)
+    return Estimate(1.0 - r.value, 1.0 - r.high, 1.0 - r.low, r.n, r.method)
+
+
+def spf_ci(masked_command_accuracies: Sequence[float], clean_command_accuracies: Sequence[float],
+           paired: bool = True, confidence: float = CONFIDENCE, n_boot: int = 2000,
+           seed: int = 0) -> Estimate:
+    """SPF with its interval (the masked/clean command-accuracy ratio)."""
+    return ratio_ci(masked_command_accuracies, clean_command_accuracies, paired, confidence,
+                    n_boot, seed)
+
+
+def randomness_summary(p_values: Sequence[float], alpha: float = 0.05,
+                       confidence: float = CONFIDENCE) -> dict:
+    """Mean p-value (0–1 scale, t-interval) and the fraction of clips rejected at ``alpha``."""
+    p = _as_1d(p_values, "randomness_summary")
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError("randomness_summary: p-values must lie in [0, 1]")
+    est = mean_ci(p, confidence)
+    return {"mean_p": est.value, "ci95": est.ci95, "n": est.n,
+            "frac_below_alpha": float(np.mean(p < alpha)), "alpha": alpha}
+
+
+# --------------------------------------------------------------------------- correlation, RTMR
+
+def rankdata(x: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank."""
+    a = np.asarray(x, dtype=np.float64)
+    order = np.argsort(a, kind="mergesort")
+    ranks = np.empty(a.size, dtype=np.float64)
+    sa = a[order]
+    i = 0
+    while i < a.size:
+        j = i
+        while j + 1 < a.size and sa[j + 1] == sa[i]:
+            j += 1
+        ranks[order[i:j + 1]] = 0.5 * (i + j) + 1.0
+        i = j + 1
+    return ranks
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson's r (NaN when either side is constant)."""
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan   # rounding in the mean must not turn a constant into a correlation
+    a = a - a.mean()
+    b = b - b.mean()
+    den = math.sqrt(float(a @ a) * float(b @ b))
+    if den == 0.0:
+        return math.nan
+    return float(np.clip((a @ b) / den, -1.0, 1.0))
+
+
+def _corr_p(r: float, n: int) -> float:
+    """Two-sided p-value of a correlation from t = r·sqrt((n−2)/(1−r²)), df = n − 2."""
+    if n < 3 or not math.isfinite(r):
+        return math.nan
+    if abs(r) >= 1.0:
+        return 0.0
+    t = r * math.sqrt((n - 2) / (1.0 - r * r))
+    return min(1.0, 2.0 * t_sf(abs(t), n - 2))
+
+
+def pearson_fisher_ci(x: Sequence[float], y: Sequence[float],
+                      confidence: float = CONFIDENCE) -> tuple[Estimate, float]:
+    """Pearson's r with Fisher's z interval (needs n > 3) and its two-sided p-value."""
+    a = _as_1d(x, "pearson x")
+    b = _as_1d(y, "pearson y")
+    if a.size != b.size:
+        raise ValueError(f"pearson: x and y differ in length ({a.size} vs {b.size})")
+    n = a.size
+    r = pearson(a, b)
+    if n <= 3 or not math.isfinite(r):
+        return Estimate(r, math.nan, math.nan, n, "fisher-z"), _corr_p(r, n)
+    z = math.atanh(min(max(r, -1 + 1e-15), 1 - 1e-15))
+    half = norm_ppf(0.5 + confidence / 2.0) / math.sqrt(n - 3)
+    return Estimate(r, math.tanh(z - half), math.tanh(z + half), n, "fisher-z"), _corr_p(r, n)
+
+
+def spearman_bootstrap_ci(x: Sequence[float], y: Sequence[float], confidence: float = CONFIDENCE,
+                          n_boot: int = 2000, seed: int = 0) -> tuple[Estimate, float]:
+    """Spearman's rho with a seeded pair-bootstrap interval and its two-sided p-value."""
+    a = _as_1d(x, "spearman x")
+    b = _as_1d(y, "spearman y")
+    if a.size != b.size:
+        raise ValueError(f"spearman: x and y differ in length ({a.size} vs {b.size})")
+    n = a.size
+    rho = pearson(rankdata(a), rankdata(b))
+    p = _corr_p(rho, n)
+    if n < 4 or not math.isfinite(rho):
+        return Estimate(rho, math.nan, math.nan, n, "bootstrap"), p
+    rng = np.random.default_rng(seed)
+    stats = []
+    for idx in rng.integers(0, n, size=(n_boot, n)):
+        r = pearson(rankdata(a[idx]), rankdata(b[idx]))
+        if math.isfinite(r):
+            stats.append(r)
+    if not stats:
+        return Estimate(rho, math.nan, math.nan, n, "bootstrap"), p
+    lo, hi = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Estimate(rho, float(lo), float(hi), n, "bootstrap"), p
+
+
+def rtmr(randomness: Sequence[float], mitigation: Sequence[float], confidence: float = CONFIDENCE,
+         n_boot: int = 2000, seed: int = 0) -> dict:
+    """Randomness-to-mitigation relation: Pearson (Fisher-z CI) and Spearman (bootstrap CI).
+
+    One point per (task, noise, level): the masked audio's mean randomness p-value against
+    the relative reduction it achieves. A positive correlation would mean that more random
+    masked audio goes with more mitigation.
+    """
+    pe, pp = pearson_fisher_ci(randomness, mitigation, confidence)
+    sp, spp = spearman_bootstrap_ci(randomness, mitigation, confidence, n_boot, seed)
+    return {"n": pe.n,
+            "pearson_r": _finite_or_none(pe.value), "pearson_ci95": pe.ci95,
+            "pearson_p": _finite_or_none(pp),
+            "spearman_rho": _finite_or_none(sp.value), "spearman_ci95": sp.ci95,
+            "spearman_p": _finite_or_none(spp), "seed": seed, "n_boot": n_boot}
+
+
+def intervals_overlap(a: Estimate, b: Estimate) -> bool:
+    """True when two intervals overlap (or either is undefined): no clear difference."""
+    if not all(math.isfinite(v) for v in (a.low, a.high, b.low, b.high)):
+        return True
+    return a.low <= b.high and b.low <= a.high
