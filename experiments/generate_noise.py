@@ -1,0 +1,54 @@
+"""Writes MaskGAN masking noise as 16-bit wav, calibrated to a dB SPL level (≤ 45 unless allowed).
+
+    python -m experiments.generate_noise --workdir=/tmp/maskgan --seconds=30 --out=noise.wav --spl_db=45
+    python -m experiments.generate_noise --workdir=/tmp/maskgan --num_clips=100 --out=noise_dir/
+
+Prints and writes (next to the output, .json / report.json) the level, spectral flatness
+and the per-octave-band power-spectrum deviation from the training target.
+"""
+from __future__ import annotations
+
+from absl import app, flags
+from absl import logging as absl_logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A train_maskgan workdir.")
+flags.DEFINE_float("seconds", None, "Length of one continuous, cross-faded stream (written to --out, a .wav).")
+flags.DEFINE_integer("num_clips", None, "Number of separate clips (written into the folder --out).")
+flags.DEFINE_string("out", None, "Output wav (with --seconds) or folder (with --num_clips).")
+flags.DEFINE_float("spl_db", 45.0, "Playback level in dB SPL.")
+flags.DEFINE_bool("allow_above_comfort", False, "Allow levels above the 45 dB SPL comfort limit (research only).")
+flags.DEFINE_float("fullscale_spl", 90.0, "Playback calibration: dB SPL of a 0 dBFS RMS signal.")
+flags.DEFINE_float("crossfade_ms", 50.0, "Cross-fade between consecutive clips of a stream.")
+flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+flags.DEFINE_integer("seed", 0, "Random seed of the latents.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.workdir or not FLAGS.out:
+        raise app.UsageError("--workdir and --out are required")
+    if (FLAGS.seconds is None) == (FLAGS.num_clips is None):
+        raise app.UsageError("give exactly one of --seconds (one stream) or --num_clips (separate clips)")
+    from maskgan_jax import gan, gan_generate, levels
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    if FLAGS.spl_db > levels.COMFORT_LIMIT_SPL and not FLAGS.allow_above_comfort:
+        raise app.UsageError(f"--spl_db={FLAGS.spl_db} is above the {levels.COMFORT_LIMIT_SPL:g} dB SPL comfort "
+                             f"limit; pass --allow_above_comfort for research sweeps")
+    try:
+        report = gan.generate_noise(FLAGS.workdir, FLAGS.out, num_clips=FLAGS.num_clips, seconds=FLAGS.seconds,
+                                    spl_db=FLAGS.spl_db, allow_above_comfort=FLAGS.allow_above_comfort,
+                                    seed=FLAGS.seed, fullscale_spl=FLAGS.fullscale_spl,
+                                    crossfade_ms=FLAGS.crossfade_ms, step=FLAGS.step)
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(f"--workdir={FLAGS.workdir}: {e}") from None
+    print(gan_generate.format_report(report))
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

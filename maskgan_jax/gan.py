@@ -1,0 +1,457 @@
+"""MaskGAN training: WGAN-GP (default) or minimax losses, one jitted step, data parallel, resumable.
+
+One training step = ``n_critic`` critic updates then one generator update, all inside one
+jitted, state-donating function (a `lax.fori_loop` over the critic updates). The target
+noise is drawn on device inside the step (white by default, as in the paper; pink and
+brown from `maskgan_jax.noise`; or random crops of a device-resident corpus of noise
+files), so there is no input pipeline. Data parallelism is the sharded `jit` of
+`maskgan_jax.parallel`: the batch axis of every generated array is split over the mesh's
+``data`` axis and XLA all-reduces the gradients; random numbers are drawn for global
+shapes, so any device count computes the same step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import math
+import os
+import time
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from maskgan_jax import checkpoint, noise, parallel
+from maskgan_jax.models import wavegan
+
+log = logging.getLogger("maskgan_jax.gan")
+
+LOSSES = ("wgan-gp", "minimax")
+TARGETS = ("white", "pink", "brown")
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclasses.dataclass(frozen=True)
+class GanConfig:
+    """Everything that defines a MaskGAN run (written to ``workdir/config.json``)."""
+    dim: int = 64
+    slice_len: int = 32768
+    batch_size: int = 64
+    latent_dim: int = wavegan.LATENT_DIM
+    loss: str = "wgan-gp"
+    gp_weight: float = 10.0
+    n_critic: int = 5
+    learning_rate: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.9
+    phase_shuffle_rad: int = wavegan.PHASE_SHUFFLE_RAD
+    # Target noise: white|pink|brown (drawn on device) or dir:PATH (a folder of noise files).
+    target: str = "white"
+    # Target level: every target clip is scaled to this RMS (0.1 = -20 dBFS, well inside tanh's range).
+    target_rms: float = 0.1
+    steps: int = 1000
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+
+    def validate(self) -> "GanConfig":
+        """Raises ValueError naming the field for values the model or loss cannot take."""
+        wavegan.generator_layers(self.dim, self.slice_len)
+        checks = [
+            (self.dim >= 1, "dim", "must be >= 1"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+            (self.loss in LOSSES, "loss", f"must be one of {LOSSES}"),
+            (self.n_critic >= 1, "n_critic", "must be >= 1"),
+            (self.learning_rate > 0, "learning_rate", "must be > 0"),
+            (0 < self.target_rms < 1, "target_rms", "must be in (0, 1)"),
+            (self.target in TARGETS or self.target.startswith("dir:"), "target",
+             f"must be one of {TARGETS} or dir:PATH"),
+            (self.steps >= 0, "steps", "must be >= 0"),
+            (self.log_every >= 1 and self.checkpoint_every >= 1 and self.keep_checkpoints >= 1,
+             "log_every/checkpoint_every/keep_checkpoints", "must be >= 1"),
+        ]
+        for ok, name, msg in checks:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name, '?')} {msg}")
+        return self
+
+    def to_json(self) -> dict:
+        """A JSON-able dict of the fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "GanConfig":
+        """The config from ``to_json`` output (unknown keys are an error)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown MaskGAN config fields {sorted(unknown)}")
+        return cls(**d)
+
+
+# Fields that may differ between a run and its resumption (they do not change the model or the math).
+_RESUMABLE_FIELDS = ("steps", "log_every", "checkpoint_every", "keep_checkpoints")
+
+
+def models(config: GanConfig) -> tuple[wavegan.Generator, wavegan.Critic]:
+    """The generator and critic of a config."""
+    return (wavegan.Generator(config.dim, config.slice_len, config.latent_dim),
+            wavegan.Critic(config.dim, config.slice_len, config.phase_shuffle_rad))
+
+
+def optimizer(config: GanConfig) -> optax.GradientTransformation:
+    """Adam(lr, b1, b2), the same for both players."""
+    return optax.adam(config.learning_rate, b1=config.beta1, b2=config.beta2)
+
+
+def init_state(config: GanConfig, key: jax.Array | None = None) -> dict:
+    """Fresh training state: params, optimizer states, step 0 and the run's base key (raw uint32)."""
+    key = jax.random.key(config.seed) if key is None else key
+    return _init_state(dataclasses.replace(config, **_NEUTRAL), key)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init_state(config: GanConfig, key: jax.Array) -> dict:
+    # Jitted: op-by-op initialisation of the convolution stacks is much slower than one compile.
+    k_g, k_d, k_run = jax.random.split(key, 3)
+    gen, critic = models(config)
+    g_params = gen.init(k_g, jnp.zeros((1, config.latent_dim)))["params"]
+    d_params = critic.init(k_d, jnp.zeros((1, config.slice_len)))["params"]
+    opt = optimizer(config)
+    return {"step": jnp.zeros((), jnp.int32), "g_params": g_params, "d_params": d_params,
+            "g_opt": opt.init(g_params), "d_opt": opt.init(d_params),
+            "key": jax.random.key_data(k_run)}
+
+
+# ---------------------------------------------------------------------------- targets
+
+
+def load_corpus(path: str, slice_len: int) -> np.ndarray:
+    """All audio files of a folder, mono 16 kHz, concatenated into one float32 array (at least one slice)."""
+    from maskgan_jax import audio
+    if not os.path.isdir(path):
+        raise ValueError(f"target folder {path!r} does not exist")
+    waves, broken = [], []
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        if not os.path.isfile(full) or name.startswith(".") or name.endswith((".json", ".jsonl", ".txt")):
+            continue
+        try:
+            waves.append(np.asarray(audio.load_audio(full, 16000), np.float32))
+        except audio.AudioError as e:
+            broken.append(f"{full}: {e}")
+    for b in broken:
+        log.warning("skipped unreadable target file %s", b)
+    if not waves or sum(len(w) for w in waves) < slice_len:
+        raise ValueError(f"target folder {path!r} holds less than one slice ({slice_len} samples) of readable audio")
+    return np.concatenate(waves)
+
+
+def _normalize_rms(x_BxT: jax.Array, rms: float) -> jax.Array:
+    cur = jnp.sqrt(jnp.mean(jnp.square(x_BxT), axis=1, keepdims=True))
+    return jnp.clip(x_BxT * (rms / jnp.maximum(cur, 1e-8)), -1.0, 1.0)
+
+
+def sample_target(config: GanConfig, key: jax.Array, batch: int, corpus: jax.Array | None = None) -> jax.Array:
+    """A batch of target noise [batch, slice_len] at ``target_rms`` (jittable)."""
+    shape = (batch, config.slice_len)
+    if config.target in TARGETS:
+        x = getattr(noise, config.target)(key, shape)
+    else:
+        if corpus is None:
+            raise ValueError(f"target={config.target} needs the loaded corpus (load_corpus)")
+        starts = jax.random.randint(key, (batch,), 0, corpus.shape[0] - config.slice_len + 1)
+        x = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(corpus, s, config.slice_len))(starts)
+        x = x - jnp.mean(x, axis=1, keepdims=True)
+    return _normalize_rms(x.astype(jnp.float32), config.target_rms)
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+def _global_norm(tree) -> jax.Array:
+    return optax.tree.norm(tree)
+
+
+def critic_loss(config: GanConfig, d_params, critic: nn.Module, real_BxT, fake_BxT, key) -> tuple[jax.Array, dict]:
+    """Critic loss and its parts (WGAN-GP: E[D(fake)] - E[D(real)] + λ·GP; minimax: BCE on logits)."""
+    k_r, k_f, k_a, k_i = jax.random.split(key, 4)
+    d_real = critic.apply({"params": d_params}, real_BxT, k_r)
+    d_fake = critic.apply({"params": d_params}, fake_BxT, k_f)
+    if config.loss == "minimax":
+        loss = jnp.mean(jax.nn.softplus(-d_real)) + jnp.mean(jax.nn.softplus(d_fake))
+        return loss, {"d_loss": loss, "gp": jnp.zeros(()), "wdist": jnp.mean(d_real) - jnp.mean(d_fake)}
+    alpha = jax.random.uniform(k_a, (real_BxT.shape[0], 1))
+    interp = real_BxT + alpha * (fake_BxT - real_BxT)
+    grad = jax.grad(lambda x: jnp.sum(critic.apply({"params": d_params}, x, k_i)))(interp)
+    slopes = jnp.sqrt(jnp.sum(jnp.square(grad), axis=1) + 1e-12)
+    gp = jnp.mean(jnp.square(slopes - 1.0))
+    wdist = jnp.mean(d_real) - jnp.mean(d_fake)
+    loss = -wdist + config.gp_weight * gp
+    return loss, {"d_loss": loss, "gp": gp, "wdist": wdist}
+
+
+def generator_loss(config: GanConfig, g_params, d_params, gen: nn.Module, critic: nn.Module, z_BxZ, key,
+                   constrain: Callable = lambda x: x) -> tuple[jax.Array, jax.Array]:
+    """Generator loss (WGAN: -E[D(G(z))]; minimax: non-saturating -log D(G(z))) and the fakes."""
+    fake = constrain(gen.apply({"params": g_params}, z_BxZ))
+    d_fake = critic.apply({"params": d_params}, fake, key)
+    loss = jnp.mean(jax.nn.softplus(-d_fake)) if config.loss == "minimax" else -jnp.mean(d_fake)
+    return loss, fake
+
+
+# ---------------------------------------------------------------------------- the step
+
+
+def make_train_step(config: GanConfig, mesh=None) -> Callable:
+    """The pure step ``(state, corpus, key) -> (state, metrics)``, jitted with state donation.
+
+    With a ``mesh``, the batch axis of every generated batch is sharded over its ``data``
+    axis and the state is replicated (XLA inserts the gradient all-reduce). Cached per
+    (config, mesh), so a resumed run in the same process reuses the compiled step.
+    """
+    # Fields that do not enter the step are normalised away so that they share a cache entry.
+    return _make_train_step(dataclasses.replace(config, **_NEUTRAL), mesh)
+
+
+_NEUTRAL = {"steps": 0, "log_every": 1, "checkpoint_every": 1, "keep_checkpoints": 1, "seed": 0}
+
+
+@functools.lru_cache(maxsize=8)
+def _make_train_step(config: GanConfig, mesh) -> Callable:
+    gen, critic = models(config)
+    opt = optimizer(config)
+    b = config.batch_size
+    if mesh is not None:
+        parallel.check_batch_size(b, mesh)
+        data = parallel.data_sharding(mesh)
+        constrain = lambda x: jax.lax.with_sharding_constraint(x, data)  # noqa: E731
+    else:
+        constrain = lambda x: x  # noqa: E731
+
+    def step(state, corpus, key):
+        d_params, d_opt = state["d_params"], state["d_opt"]
+        g_params = state["g_params"]
+
+        def critic_update(i, carry):
+            d_params, d_opt, _ = carry
+            k_z, k_x, k_d = jax.random.split(jax.random.fold_in(key, i), 3)
+            z = constrain(wavegan.sample_latent(k_z, b, config.latent_dim))
+            fake = constrain(gen.apply({"params": g_params}, z))
+            real = constrain(sample_target(config, k_x, b, corpus))
+            (_, parts), grads = jax.value_and_grad(
+                lambda p: critic_loss(config, p, critic, real, fake, k_d), has_aux=True)(d_params)
+            updates, d_opt = opt.update(grads, d_opt, d_params)
+            parts = dict(parts, d_grad_norm=_global_norm(grads),
+                         real_rms=jnp.sqrt(jnp.mean(jnp.square(real))))
+            return optax.apply_updates(d_params, updates), d_opt, parts
+
+        zero = jnp.zeros((), jnp.float32)
+        init_parts = {"d_loss": zero, "gp": zero, "wdist": zero, "d_grad_norm": zero, "real_rms": zero}
+        d_params, d_opt, parts = jax.lax.fori_loop(0, config.n_critic, critic_update,
+                                                   (d_params, d_opt, init_parts))
+
+        k_z, k_d = jax.random.split(jax.random.fold_in(key, config.n_critic), 2)
+        z = constrain(wavegan.sample_latent(k_z, b, config.latent_dim))
+        (g_loss, fake), g_grads = jax.value_and_grad(
+            lambda p: generator_loss(config, p, d_params, gen, critic, z, k_d, constrain), has_aux=True)(g_params)
+        updates, g_opt = opt.update(g_grads, state["g_opt"], g_params)
+        g_params = optax.apply_updates(g_params, updates)
+        new_state = {"step": state["step"] + 1, "g_params": g_params, "d_params": d_params,
+                     "g_opt": g_opt, "d_opt": d_opt, "key": state["key"]}
+        fake_rms = jnp.sqrt(jnp.mean(jnp.square(fake)))
+        metrics = dict(parts, g_loss=g_loss, g_grad_norm=_global_norm(g_grads), fake_rms=fake_rms,
+                       # Variance across the batch, averaged over time: ~0 when every z gives the same clip.
+                       fake_batch_var=jnp.mean(jnp.var(fake, axis=0)),
+                       fake_peak=jnp.max(jnp.abs(fake)))
+        return new_state, metrics
+
+    if mesh is None:
+        return jax.jit(step, donate_argnums=(0,))
+    repl = parallel.replicated_sharding(mesh)
+    return jax.jit(step, donate_argnums=(0,), in_shardings=(repl, repl, repl), out_shardings=(repl, repl))
+
+
+def step_key(state: dict, step: int) -> jax.Array:
+    """The key of training step ``step`` (a function of the run's base key and the step only)."""
+    return jax.random.fold_in(jax.random.wrap_key_data(state["key"]), step)
+
+
+# ---------------------------------------------------------------------------- guards
+
+
+_GUARDED = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm", "gp", "fake_rms")
+
+
+def check_metrics(metrics: dict, step: int, config: GanConfig) -> list[str]:
+    """Raises FloatingPointError on non-finite values; returns warnings about silence or collapse."""
+    bad = [k for k in _GUARDED if k in metrics and not math.isfinite(float(metrics[k]))]
+    if bad:
+        raise FloatingPointError(
+            f"training step {step}: non-finite {', '.join(bad)} "
+            f"({', '.join(f'{k}={metrics[k]}' for k in bad)}); lower --learning_rate or resume from an earlier checkpoint")
+    warnings = []
+    target = config.target_rms
+    if float(metrics["fake_rms"]) < 0.1 * target:
+        warnings.append(f"step {step}: generated RMS {float(metrics['fake_rms']):.2e} is far below the target's "
+                        f"{target:.2e} (near silence)")
+    if float(metrics["fake_batch_var"]) < 1e-3 * target ** 2:
+        warnings.append(f"step {step}: generated clips barely vary across the batch "
+                        f"(variance {float(metrics['fake_batch_var']):.2e}): mode collapse?")
+    return warnings
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+def _write_config(workdir: str, config: GanConfig) -> None:
+    path = os.path.join(workdir, CONFIG_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            old = GanConfig.from_json(json.load(f))
+        diff = [f.name for f in dataclasses.fields(GanConfig)
+                if f.name not in _RESUMABLE_FIELDS and getattr(old, f.name) != getattr(config, f.name)]
+        if diff:
+            raise ValueError(f"{path} was written by a run with different {', '.join(diff)} "
+                             f"({', '.join(f'{k}={getattr(old, k)!r}' for k in diff)}); "
+                             f"use a new --workdir or the same flags to resume")
+    if parallel.is_main_process():
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(config.to_json(), f, indent=1)
+        os.replace(tmp, path)
+
+
+def read_config(workdir: str) -> GanConfig:
+    """The config a MaskGAN run in ``workdir`` was trained with."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: {workdir!r} is not a MaskGAN workdir (run train_maskgan first)")
+    with open(path) as f:
+        return GanConfig.from_json(json.load(f))
+
+
+def abstract_state(config: GanConfig, mesh=None) -> Any:
+    """Shapes/dtypes (and replicated shardings with a mesh) of the training state, for restoring."""
+    shapes = jax.eval_shape(lambda: init_state(config))
+    if mesh is None:
+        return shapes
+    repl = parallel.replicated_sharding(mesh)
+    return jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), shapes)
+
+
+def train(config: GanConfig, workdir: str, num_devices: int | None = None, stop_after: int | None = None,
+          log_fn: Callable[[str], None] | None = None) -> dict:
+    """Trains (or resumes) a MaskGAN in ``workdir`` up to ``config.steps``; returns the final state.
+
+    ``stop_after`` ends the run early after that many steps of this call (a checkpoint is
+    written), as a pre-emption would. Metrics go to ``workdir/metrics.jsonl`` (one line per
+    ``log_every`` steps), checkpoints to ``workdir/checkpoints``.
+    """
+    from maskgan_jax import results
+    config.validate()
+    say = log_fn or log.info
+    os.makedirs(workdir, exist_ok=True)
+    _write_config(workdir, config)
+    mesh = parallel.make_mesh(num_devices)
+    parallel.check_batch_size(config.batch_size, mesh, "batch_size")
+    corpus = None
+    if config.target.startswith("dir:"):
+        corpus = parallel.replicate(jnp.asarray(load_corpus(config.target[4:], config.slice_len)), mesh)
+    else:
+        corpus = parallel.replicate(jnp.zeros((1,), jnp.float32), mesh)
+
+    mngr = checkpoint.manager(os.path.join(workdir, CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints)
+    if checkpoint.latest_step(mngr) is not None:
+        start, state, meta = checkpoint.restore(mngr, abstract_state(config, mesh))
+        say(f"resumed from {workdir} at step {start}")
+    else:
+        state = parallel.replicate(init_state(config), mesh)
+        start = 0
+    step_fn = make_train_step(config, mesh)
+    metrics_path = os.path.join(workdir, METRICS_FILE)
+    end = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    flops = wavegan.flops_per_clip(config.dim, config.slice_len)
+    say(f"MaskGAN {config.loss} d={config.dim} slice={config.slice_len} batch={config.batch_size} "
+        f"on {parallel.describe(mesh)}; steps {start} -> {end}")
+
+    pending = None  # (step, metrics) of the last dispatched step: read after dispatching the next one
+    t_start, t_last, n_last = time.perf_counter(), time.perf_counter(), start
+
+    def host_side(step, metrics):
+        nonlocal t_last, n_last
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        warnings = check_metrics(metrics, step, config)  # raises on non-finite values at every step
+        if step % config.log_every == 0 or step == end:
+            for w in warnings:  # silence/collapse warnings only on logged steps: one line, not one per step
+                if log_fn is None:
+                    log.warning(w)
+                else:
+                    say("WARNING " + w)
+            now = time.perf_counter()
+            rate = (step - n_last) / max(now - t_last, 1e-9)
+            eta = (end - step) / rate if rate > 0 else float("nan")
+            t_last, n_last = now, step
+            rec = {"kind": "train", "step": step, **metrics, "steps_per_s": rate, "eta_s": eta,
+                   "elapsed_s": now - t_start}
+            if parallel.is_main_process():
+                results.append_jsonl(metrics_path, rec)
+            say(f"step {step}/{end} d_loss {metrics['d_loss']:.4f} g_loss {metrics['g_loss']:.4f} "
+                f"gp {metrics['gp']:.4f} rms {metrics['fake_rms']:.4f} (target {metrics['real_rms']:.4f}) "
+                f"{rate:.3g} steps/s ETA {eta:.0f} s")
+
+    for step in range(start + 1, end + 1):
+        state, metrics = step_fn(state, corpus, step_key(state, step))
+        if pending is not None:
+            host_side(*pending)
+        pending = (step, metrics)
+        if step % config.checkpoint_every == 0 and step != end:
+            checkpoint.save(mngr, step, state, {"config": config.to_json()})
+    if pending is not None:
+        host_side(*pending)
+    if end > start or checkpoint.latest_step(mngr) is None:
+        checkpoint.save(mngr, end, state, {"config": config.to_json()}, force=True)
+    mngr.wait_until_finished()
+    mngr.close()
+    say(f"done: step {end}, {workdir}; flops/clip G {flops['generator']:.3g} D {flops['critic']:.3g}")
+    return state
+
+
+# ---------------------------------------------------------------------------- using a trained generator
+
+
+def load_noise_sampler(workdir: str, step: int | None = None) -> tuple[Callable[[jax.Array, int], jax.Array], dict]:
+    """``(sample_fn, info)``: sample_fn(key, batch) -> float32 [batch, slice_len] from the trained generator.
+
+    sample_fn is jittable (the restored generator parameters are closed over); info holds
+    the run's ``config`` (a dict) and the restored ``step``.
+    """
+    config = read_config(workdir)
+    mngr = checkpoint.manager(os.path.join(workdir, CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints)
+    try:
+        got_step, state, _ = checkpoint.restore(mngr, abstract_state(config), step)
+    finally:
+        mngr.close()
+    gen, _ = models(config)
+    g_params = state["g_params"]
+
+    def sample_fn(key: jax.Array, batch: int) -> jax.Array:
+        return gen.apply({"params": g_params}, wavegan.sample_latent(key, batch, config.latent_dim))
+
+    return sample_fn, {"config": config.to_json(), "step": int(got_step), "workdir": os.path.abspath(workdir)}
+
+
+def generate_noise(workdir: str, out: str, num_clips: int | None = None, seconds: float | None = None,
+                   spl_db: float = 45.0, allow_above_comfort: bool = False, seed: int = 0, **kwargs) -> dict:
+    """Writes calibrated 16-bit noise from a trained MaskGAN (see `gan_generate.generate_noise`)."""
+    from maskgan_jax import gan_generate
+    return gan_generate.generate_noise(workdir, out, num_clips=num_clips, seconds=seconds, spl_db=spl_db,
+                                       allow_above_comfort=allow_above_comfort, seed=seed, **kwargs)
