@@ -6,11 +6,10 @@ import os
 
 import numba as nb
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
 from kernels import _median
+from kernels._radix import key as _key, key_value
+
 
 @nb.njit(cache=True, nogil=True)
 def key_hist(x, shift, prefix_shift, prefix, counts, nan_count):
@@ -26,48 +25,6 @@ def key_hist(x, shift, prefix_shift, prefix, counts, nan_count):
         if prefix_shift >= 64 or (u >> np.uint64(prefix_shift)) == prefix:
             counts[np.int64((u >> np.uint64(shift)) & np.uint64(0xFFFF))] += 1
     return nn
-
-
-@intrinsic
-def _f64_to_u64(typingctx, v):
-    sig = types.uint64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return sig, codegen
-
-
-@intrinsic
-def _u64_to_f64(typingctx, v):
-    sig = types.float64(types.uint64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
-
-
-_TOP = np.uint64(1) << np.uint64(63)
-
-
-@nb.njit(cache=True, nogil=True)
-def _key(v):
-    # Order-preserving uint64 key of the float64 value: positive -> set the sign bit,
-    # negative -> invert every bit. Adding 0.0 turns -0.0 into 0.0, so equal values get
-    # equal keys.
-    u = _f64_to_u64(np.float64(v) + 0.0)
-    if u >> np.uint64(63):
-        return ~u
-    return u | _TOP
-
-
-@nb.njit(cache=True, nogil=True)
-def key_value(u):
-    """The float64 value of an order-preserving key."""
-    if u >> np.uint64(63):
-        return _u64_to_f64(u & ~_TOP)
-    return _u64_to_f64(~u)
 
 
 @nb.njit(cache=True, nogil=True)

@@ -23,6 +23,11 @@ also gives z = 0, p = 1 (statsmodels returns an infinite or NaN z there).
 
 Counts are int64 and n1 * n2 is formed in float64, so nothing overflows for n up to 1e10
 and far beyond.
+
+Speed: from ``FUSED_MIN`` samples on, the default test (median cutoff, ties kept) finds
+the exact median and counts the runs in one pass over memory (kernels/_runs_median.py);
+otherwise, and whenever that pass cannot finish, an O(n) exact median (int16 histogram,
+sampled band or radix selection for floats) is followed by a runs pass.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from kernels import _median
+from kernels import _median, _runs_median
 from kernels._stream import chunks as _chunks, open_source, stream_median, stream_sum
 from kernels._special import ndtri, norm_sf
 
@@ -237,10 +242,47 @@ def _threshold_of(x, c):
     return _threshold(x, c)
 
 
+# From this length on, the median and the runs come from one pass (kernels/_runs_median.py).
+FUSED_MIN = 1 << 20
+
+
+@nb.njit(cache=True, nogil=True)
+def _fused_median_runs(x):
+    # (status, median, n1, runs): status 1 done, 0 fall back, -1 NaN in x.
+    n = x.size
+    lo, hi, nan, frac, cap = _runs_median.sample_band(x)
+    if nan:
+        return -1, 0.0, np.int64(0), np.int64(0)
+    if frac > _runs_median.MAX_BAND_FRACTION:
+        return 0, 0.0, np.int64(0), np.int64(0)
+    vals = np.empty(cap, x.dtype)
+    left = np.empty(cap, x.dtype)
+    right = np.empty(cap, x.dtype)
+    clo, _, nin, ch, nn = _runs_median.band_runs_pass(x, lo, hi, vals, left, right)
+    if nn:
+        return -1, 0.0, np.int64(0), np.int64(0)
+    k1 = (n - 1) // 2
+    if nin > cap or clo > k1 or n // 2 >= clo + nin:
+        return 0, 0.0, np.int64(0), np.int64(0)
+    a, b = _runs_median.band_pair(vals[:nin], k1 - clo, lo, hi)
+    c = a if n % 2 == 1 else (a + b) / 2.0
+    t, _, _ = _threshold(x, c)
+    d, below_t = _runs_median.correct_changes(vals[:nin], left[:nin], right[:nin], lo, hi, t)
+    return 1, c, n - clo - below_t, ch + d + 1
+
+
 @nb.njit(cache=True, nogil=True)
 def _score_single(x, cutoff_kind, cutoff_value, mode, drop):
     fine = np.zeros(1, np.int32)
     coarse = np.zeros(1, np.int32)
+    if cutoff_kind == 0 and not drop and x.size >= FUSED_MIN:
+        status, c, n1, r = _fused_median_runs(x)
+        if status < 0:
+            return 0.0, 1.0, np.int64(0), np.int64(0), np.int64(0), c, False
+        if status == 1:
+            n2 = x.size - n1
+            z, p = ww_statistic(n1, n2, r, mode)
+            return z, p, r, n1, n2, c, True
     if cutoff_kind == 0:
         c, ok = _single_median(x)
         if not ok:

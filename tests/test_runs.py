@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from statsmodels.sandbox.stats.runs import runstest_1samp
 
-from kernels import _median, _stream, wald_wolfowitz, wald_wolfowitz_batch, wald_wolfowitz_stream
-from kernels.runs import ww_statistic
+from kernels import (_median, _radix, _runs_median, _stream, wald_wolfowitz, wald_wolfowitz_batch,
+                     wald_wolfowitz_stream)
+from kernels.runs import FUSED_MIN, _fused_median_runs, ww_statistic
 
 RNG = np.random.default_rng(20261127)
 
@@ -188,3 +189,65 @@ def test_stream_median_radix_passes_match_numpy():
         for gather_max in (0, 1 << 22):  # 0 forces every radix pass
             got = _stream.stream_median(x, chunk=999, gather_max=gather_max)
             assert got == np.median(x.astype(np.float64)), (x[:3], gather_max)
+
+
+def _fused_cases(n):
+    yield "normal32", RNG.standard_normal(n).astype(np.float32)
+    yield "normal16", (RNG.standard_normal(n) * 3000).astype(np.int16)
+    yield "walk16", np.cumsum(RNG.integers(-40, 41, n)).astype(np.int16)   # audio-like, ties
+    yield "walk64", np.cumsum(RNG.standard_normal(n))
+    yield "sorted32", np.sort(RNG.standard_normal(n)).astype(np.float32)
+    yield "alternating16", np.tile(np.array([-3, 5], np.int16), n)[:n]
+    yield "median_ties16", np.where(RNG.random(n) < 0.6, 7, RNG.integers(0, 15, n)).astype(np.int16)
+
+
+@pytest.mark.parametrize("n", [FUSED_MIN, FUSED_MIN + 1, 600 * 2040])
+def test_one_pass_median_runs_match_statsmodels(n):
+    # From FUSED_MIN samples on, the median and the runs come from one pass with a
+    # corrected run count; even and odd n take different middle ranks, and 600 * 2040
+    # fills the pass's chunks exactly (no tail).
+    used = set()
+    for name, x in _fused_cases(n):
+        status = _fused_median_runs(x)[0]
+        used.add(status)
+        got = _assert_matches(x, cutoff="median")
+        assert got.cutoff == np.median(x.astype(np.float64)), name
+        assert got.n1 == int((x >= got.cutoff).sum()), name
+        assert wald_wolfowitz_stream(x, chunk_size=300_000) == got, name
+    assert used == {0, 1}, "both the one-pass path and its fallback must be exercised"
+
+
+def test_one_pass_falls_back_when_the_sample_misses():
+    # Shift the values the samples see, so that both sample bands miss the middle ranks.
+    n = FUSED_MIN + 1
+    x = RNG.standard_normal(n)
+    chunks, chunk = _runs_median.SAMPLE_CHUNKS, _runs_median.SAMPLE_CHUNK
+    step = (n - chunk) // (chunks - 1)
+    for c in range(chunks):
+        x[c * step:c * step + chunk] += 50.0
+    blocks = _runs_median.STAGE2_BLOCKS
+    length = max(64, min(_runs_median.STAGE2_BLOCK, n // (8 * blocks)))
+    step2 = (n - length) // (blocks - 1)
+    for b in range(blocks):
+        x[b * step2:b * step2 + length] += 50.0
+    assert _fused_median_runs(x)[0] == 0
+    _assert_matches(x, cutoff="median")
+    y = x.copy()
+    y[n // 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        wald_wolfowitz(y)
+
+
+def test_radix_select_and_partition_match_numpy():
+    cases = [RNG.standard_normal(5001), RNG.integers(-5, 5, 4000).astype(np.int16),
+             RNG.standard_normal(3000).astype(np.float32),
+             np.r_[-0.0, 0.0, np.zeros(10), -np.zeros(9), -np.ones(3), np.inf, -np.inf]]
+    for x in cases:
+        want = np.sort(x.astype(np.float64))
+        for k in (0, x.size // 2, x.size - 1):
+            v = _radix.radix_select(x, k)
+            assert v == want[k], (x.dtype, k)
+            y = x.copy()
+            _radix.partition_around(y, v)
+            left = int((y < v).sum())
+            assert (y[:left] < v).all() and (y[left:] >= v).all()

@@ -72,3 +72,67 @@ def test_binary_scores_a_folder(tmp_path):
     ww = summary["tests"]["wald_wolfowitz"]
     assert ww["mean_p"] == pytest.approx(np.mean(ps), rel=1e-9)
     assert ww["frac_p_below_0.05"] == np.mean(np.array(ps) < 0.05)
+
+
+def _run_binary(args):
+    from absl import flags
+
+    from experiments import score_randomness
+    fl = flags.FLAGS
+    fl(["score_randomness", *args, "--noprogress"])
+    try:
+        score_randomness.main(["score_randomness"])
+    finally:
+        fl.unparse_flags()
+
+
+def test_binary_scores_a_dataset_with_noise_mixed_in(tmp_path):
+    import jax
+
+    from _layout_fixtures import make_ravdess
+    from maskgan_jax import audio, levels, noise
+    from maskgan_jax.data import store
+    corpus = tmp_path / "ravdess"
+    make_ravdess(corpus)
+    runs = {}
+    for name, extra in (("clean", ["--noise=none"]), ("white", ["--noise=white", "--batch_clips=2"]),
+                        ("white3", ["--noise=white", "--batch_clips=3"])):
+        out = tmp_path / f"{name}.jsonl"
+        _run_binary([f"--dataset={corpus}", f"--cache_dir={tmp_path / 'cache'}", f"--out={out}",
+                     "--noise_spl=40", "--speech_spl=60", "--seed=5", *extra])
+        runs[name] = [json.loads(line) for line in out.read_text().splitlines()]
+    stores = list((tmp_path / "cache" / "stores").iterdir())
+    assert len(stores) == 1, "one store, decoded once for all three runs"
+    st = store.open_store(stores[0])
+    clips = [r for r in runs["white"] if r["kind"] == "clip"]
+    assert len(clips) == len(st) > 2
+    for rec in clips:
+        clean = st.batch([rec["row"]])[0]
+        white = np.asarray(noise.white(jax.random.fold_in(jax.random.key(5), rec["row"]), (st.length,)))
+        mix = levels.mix_at_spl(audio.int16_to_float(clean), white, speech_spl=60.0, noise_spl=40.0)
+        pcm = audio.float_to_int16(mix.wave)[0]
+        z, p = runstest_1samp(pcm, cutoff="median")
+        assert rec["ww_p"] == pytest.approx(p, rel=1e-9, abs=1e-300)
+        assert rec["cs_p"] == pytest.approx(_cs_ref(pcm), rel=1e-6)
+        assert (rec["noise"], rec["noise_spl"], rec["speech_spl"]) == ("white", 40.0, 60.0)
+        # 20 dB below the clean clip (up to int16 rounding), whatever the clip's level.
+        added = pcm.astype(np.float64) - clean
+        snr = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(added ** 2))
+        assert snr == pytest.approx(20.0, abs=0.2)
+    # A clip's noise depends on its row and the seed only, not on the batching.
+    strip = lambda recs: [{k: v for k, v in r.items() if k != "config"} for r in recs if r["kind"] == "clip"]
+    assert strip(runs["white"]) == strip(runs["white3"])
+    for rec in (r for r in runs["clean"] if r["kind"] == "clip"):
+        z, p = runstest_1samp(st.batch([rec["row"]])[0], cutoff="median")
+        assert rec["ww_p"] == pytest.approx(p, rel=1e-9, abs=1e-300) and rec["noise_spl"] is None
+    summary = runs["white"][-1]
+    assert summary["kind"] == "summary" and summary["noise"] == "white" and summary["clips"] == len(st)
+    assert summary["tests"]["wald_wolfowitz"]["mean_p"] == pytest.approx(np.mean([r["ww_p"] for r in clips]))
+
+
+def test_binary_rejects_bad_dataset_and_loud_noise(tmp_path):
+    from absl import app
+    with pytest.raises(app.UsageError, match="--dataset"):
+        _run_binary([f"--dataset={tmp_path / 'missing'}", f"--out={tmp_path / 'x.jsonl'}"])
+    with pytest.raises(app.UsageError, match="comfort"):
+        _run_binary(["--dataset=sei", "--noise=pink", "--noise_spl=50", f"--out={tmp_path / 'x.jsonl'}"])
