@@ -1,0 +1,110 @@
+"""The main job: MaskGAN, noises, randomness, every attack cell, and the report (resumable).
+
+  python -m experiments.study                         # default config -> out/study/report.md
+  python -m experiments.study --cells='task=mgi,model=cnn|rnn,level=45'
+  python -m experiments.study --worker=0 --num_workers=4 --out=/shared/study   # one of 4 workers
+  python -m experiments.study --report_only           # merge whatever cells exist
+
+A rerun with the same flags skips finished stages and cells and recomputes nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from absl import app, flags
+
+from experiments.configs import study as study_configs
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("config", "default", sorted(study_configs.CONFIGS), "Named study config.")
+flags.DEFINE_string("out", "out/study", "Output folder (cells, stores, MaskGAN, report.md).")
+flags.DEFINE_string("cells", "", "Subset of cells: 'key=glob|glob,key=glob;...' with keys task, model, "
+                    "noise, level, adversary, seed (',' = and; '|' and ';' = or; level '-' = clean).")
+flags.DEFINE_integer("worker", 0, "This worker's index (0-based) when sharding across processes.")
+flags.DEFINE_integer("num_workers", 1, "Number of workers sharing --out (each takes every N-th group).")
+flags.DEFINE_bool("report_only", False, "Only merge the existing cells into report.md.")
+flags.DEFINE_list("tasks", None, "Override: tasks (mgi, udi, sei, commands).")
+flags.DEFINE_list("models", None, "Override: attacker models (cnn, rnn, crnn).")
+flags.DEFINE_list("noises", None, "Override: noises (white, pink, brown, gan).")
+flags.DEFINE_list("levels", None, "Override: noise levels in dB SPL (all at or below 45 unless "
+                  "--allow_above_comfort).")
+flags.DEFINE_list("adversaries", None, "Override: adversaries (static, adaptive, denoise).")
+flags.DEFINE_list("seeds", None, "Override: seeds.")
+flags.DEFINE_bool("allow_above_comfort", None, "Allow levels above the 45 dB SPL comfort limit "
+                  "(research sweeps; such cells are marked in the report).")
+flags.DEFINE_string("data_root", None, "paper config: folder holding fma/, common_voice/, ravdess/, "
+                    "speech_commands/.")
+flags.DEFINE_string("gan_workdir", None, "Use this trained MaskGAN instead of training one in OUT/maskgan.")
+
+
+def _floats(values, name):
+    try:
+        return tuple(float(v) for v in values)
+    except ValueError:
+        raise app.UsageError(f"--{name}={','.join(values)}: expected numbers") from None
+
+
+def build_config():
+    """The named config with the flag overrides."""
+    over = {}
+    if FLAGS.tasks:
+        over["tasks"] = tuple(FLAGS.tasks)
+    if FLAGS.models:
+        over["models"] = tuple(FLAGS.models)
+    if FLAGS.noises:
+        over["noises"] = tuple(FLAGS.noises)
+    if FLAGS.levels:
+        over["levels"] = _floats(FLAGS.levels, "levels")
+    if FLAGS.adversaries:
+        over["adversaries"] = tuple(FLAGS.adversaries)
+    if FLAGS.seeds:
+        try:
+            over["seeds"] = tuple(int(s) for s in FLAGS.seeds)
+        except ValueError:
+            raise app.UsageError(f"--seeds={','.join(FLAGS.seeds)}: expected integers") from None
+    if FLAGS.allow_above_comfort is not None:
+        over["allow_above_comfort"] = FLAGS.allow_above_comfort
+    if FLAGS.data_root:
+        if FLAGS.config != "paper":
+            raise app.UsageError("--data_root applies to --config=paper")
+        cfg = dataclasses.replace(study_configs.paper(FLAGS.data_root), **over)
+    else:
+        cfg = study_configs.get(FLAGS.config, **over)
+    if FLAGS.gan_workdir:
+        # A trained MaskGAN is used as it is: the study trains none.
+        cfg = dataclasses.replace(cfg, gan=None, gan_workdir=FLAGS.gan_workdir)
+    return cfg
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from absl import logging
+    from maskgan_jax import study
+    if not FLAGS["verbosity"].present:
+        # Library INFO lines (checkpointing) would drown the study's own progress lines.
+        logging.set_verbosity(logging.WARNING)
+    try:
+        cfg = build_config().validate()
+        study_cells_check(FLAGS.cells)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    facts = study.run_study(cfg, FLAGS.out, cells=FLAGS.cells, worker=FLAGS.worker,
+                            num_workers=FLAGS.num_workers, report_only=FLAGS.report_only)
+    print(f"report: {facts['report']}  ({facts['wall_s']:.1f} s)")
+
+
+def study_cells_check(spec: str) -> None:
+    """Validates --cells and --worker/--num_workers before any work starts."""
+    from maskgan_jax import study_cells
+    study_cells.parse_filter(spec)
+    study_cells.select([], spec, FLAGS.worker, FLAGS.num_workers)
+
+
+def run():
+    """Console entry point (maskgan-study)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,144 @@
+"""The study: cell grid, --cells filters, worker shards, and a tiny end-to-end run that resumes."""
+import dataclasses
+import json
+import os
+
+import pytest
+
+from experiments.configs import study as study_configs
+from maskgan_jax import attack, results, study, study_cells
+from maskgan_jax.data import store
+
+GRID = dict(tasks=("mgi", "commands"), models=("cnn", "rnn"), noises=("white", "gan"),
+            levels=(35.0, 45.0, 50.0), adversaries=("static", "adaptive", "denoise"), seeds=(0, 1))
+
+
+def test_grid_counts_groups_and_comfort_marks():
+    cells = study_cells.enumerate_cells(**GRID)
+    # Per (task, model, seed): 1 clean baseline + 2 noises x 3 levels x 3 adversaries.
+    assert len(cells) == 2 * 2 * 2 * (1 + 2 * 3 * 3)
+    assert len({c.relpath for c in cells}) == len(cells)
+    assert sum(c.above_comfort for c in cells) == 2 * 2 * 2 * 2 * 3
+    groups = study_cells.group_cells(cells)
+    # One clean-trained group plus one adaptive group per noise and level.
+    assert len(groups) == 2 * 2 * 2 * (1 + 2 * 3)
+    only45 = study_cells.enumerate_cells(**{**GRID, "adaptive_levels": (45.0,)})
+    assert {c.level for c in only45 if c.adversary == "adaptive"} == {45.0}
+    with pytest.raises(ValueError, match="noise"):
+        study_cells.enumerate_cells(**{**GRID, "noises": ("purple",)})
+
+
+def test_cells_filter_syntax():
+    cells = study_cells.enumerate_cells(**GRID)
+    pick = study_cells.select(cells, "task=mgi,model=cnn,level=45,seed=0")
+    assert {(c.task, c.model, c.level, c.seed) for c in pick} == {("mgi", "cnn", 45.0, 0)}
+    assert len(pick) == 2 * 3
+    either = study_cells.select(cells, "noise=none;adversary=denoise,level=3*")
+    assert all(c.noise == "none" or (c.adversary == "denoise" and c.level == 35.0) for c in either)
+    assert len(either) == 8 + 8 * 2
+    assert len(study_cells.select(cells, "model=cnn|rnn,noise=g*")) == 2 * 2 * 2 * 3 * 3
+    assert study_cells.select(cells, "level=-") == [c for c in cells if c.noise == "none"]
+    with pytest.raises(ValueError, match="--cells.*unknown key 'colour'"):
+        study_cells.parse_filter("colour=red")
+    with pytest.raises(ValueError, match="not key=glob"):
+        study_cells.parse_filter("task")
+
+
+def test_workers_split_groups_disjointly():
+    cells = study_cells.enumerate_cells(**GRID)
+    parts = [study_cells.select(cells, "", i, 3) for i in range(3)]
+    assert sorted(c.id for p in parts for c in p) == sorted(c.id for c in cells)
+    assert not set(parts[0]) & set(parts[1])
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not {c.group for c in parts[a]} & {c.group for c in parts[b]}
+    with pytest.raises(ValueError, match="--worker"):
+        study_cells.select(cells, "", 3, 3)
+
+
+def test_config_refuses_loud_levels_unless_allowed():
+    cfg = dataclasses.replace(study_configs.tiny(), levels=(45.0, 50.0))
+    with pytest.raises(ValueError, match="comfort"):
+        cfg.validate()
+    dataclasses.replace(cfg, allow_above_comfort=True).validate()
+
+
+def test_default_config_sweep_answers_all_questions():
+    cfg = study_configs.default().validate()
+    cells = cfg.cells()
+    assert {c.task for c in cells} == {"mgi", "udi", "sei", "commands"}
+    assert {c.noise for c in cells} == {"none", "white", "pink", "brown", "gan"}
+    assert {c.adversary for c in cells} == {"static", "adaptive", "denoise"}
+    assert {c.model for c in cells} == {"cnn", "rnn", "crnn"}
+    assert len({c.level for c in cells if c.level is not None}) >= 2
+    assert all(c.level is None or c.level <= 45.0 for c in cells)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch):
+    cfg = study_configs.tiny()
+    out = str(tmp_path / "study")
+    quiet = lambda s: None  # noqa: E731
+    real_train = attack.train_fold
+    calls = {"n": 0}
+
+    def interrupting(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:        # the second fold of the first group: as if killed
+            raise _Interrupt()
+        return real_train(*a, **k)
+
+    monkeypatch.setattr(attack, "train_fold", interrupting)
+    with pytest.raises(_Interrupt):
+        study.run_study(cfg, out, cells="task=commands", log=quiet)
+    monkeypatch.setattr(attack, "train_fold", real_train)
+    partial = os.listdir(os.path.join(out, "partial"))
+    assert len(partial) == 1
+    assert {r["fold"] for r in results.read_jsonl(os.path.join(out, "partial", partial[0]))} == {0}
+
+    # Resume the subset: the interrupted group needs one more fold, the two adaptive groups two each.
+    facts = study.run_study(cfg, out, cells="task=commands", log=quiet, make_report=False)
+    assert facts["counters"]["train_fold"] == 1 + 2 * 2
+    assert facts["computed"] == 7
+
+    # The whole study: only the sei cells are computed.
+    facts = study.run_study(cfg, out, log=quiet, make_report=False)
+    assert facts["done_before"] == 7 and facts["computed"] == 7
+    assert facts["counters"]["train_fold"] == 3 * 2
+
+    # Same flags again: nothing is recomputed.
+    facts = study.run_study(cfg, out, log=quiet)
+    assert facts["counters"] == {"train_fold": 0, "evaluate": 0}
+    assert facts["computed"] == 0
+
+    recs = study_cells.read_all_cells(out)
+    assert len(recs) == len(cfg.cells()) == 14
+    for r in recs:
+        for k in ("kind", "task", "model", "noise", "noise_spl", "adversary", "seed", "accuracy", "ci95",
+                  "config", "folds", "fingerprint", "versions"):
+            assert k in r, k
+        assert 0.0 <= r["accuracy"] <= 1.0
+    text = open(os.path.join(out, "report.md")).read()
+    for part in ("## sei:", "## commands:", "RQ1", "RQ2", "RQ3", "Wall time per stage", "maskgan",
+                 "fig03_mel_spectrograms.png", "frontier_privacy_utility_comfort.png", "fig13_spf.png"):
+        assert part in text, part
+    info = json.load(open(os.path.join(out, "run_info.json")))
+    assert {"corpora", "stores", "maskgan", "noises", "randomness", "cells", "report"} <= set(info["stages"])
+    assert info["versions"]["jax"] and info["devices"]
+    rand = results.read_jsonl(os.path.join(out, "randomness", "sei.jsonl"))
+    assert {(r["source"], r["noise"]) for r in rand} == {("clean", "none"), ("masked", "white"),
+                                                         ("masked", "gan")}
+
+    # The study's cells are the attack library's numbers for the same cell.
+    data = store.open_store(os.path.join(out, "stores", "sei"))
+    env = study.cell_env(cfg, out, {"sei": data}, None, quiet)
+    for cell_id in ("task=sei,model=cnn,noise=white,level=45,adversary=static,seed=0",
+                    "task=sei,model=cnn,noise=white,level=45,adversary=adaptive,seed=0"):
+        cell = next(c for c in cfg.cells() if c.id == cell_id)
+        ref = attack.run_attack(env.attack_config(cell), data, log=quiet)
+        mine = study_cells.read_cell(out, cell)
+        assert [f["accuracy"] for f in mine["folds"]] == ref[-1]["fold_accuracies"], cell_id
