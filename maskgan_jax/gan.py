@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from maskgan_jax import checkpoint, noise, parallel
+from maskgan_jax import checkpoint, noise, parallel, results
 from maskgan_jax.models import wavegan
 
 log = logging.getLogger("maskgan_jax.gan")
@@ -324,10 +324,7 @@ def _write_config(workdir: str, config: GanConfig) -> None:
                              f"({', '.join(f'{k}={getattr(old, k)!r}' for k in diff)}); "
                              f"use a new --workdir or the same flags to resume")
     if parallel.is_main_process():
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(config.to_json(), f, indent=1)
-        os.replace(tmp, path)
+        results.write_text_atomic(path, json.dumps(config.to_json(), indent=1))
 
 
 def read_config(workdir: str) -> GanConfig:

@@ -16,7 +16,7 @@ import os
 import jax
 import numpy as np
 
-from maskgan_jax import audio, gan, levels
+from maskgan_jax import audio, gan, levels, results
 
 SAMPLE_RATE = 16000
 # Octave bands (ANSI nominal centres) up to the 16 kHz rate's Nyquist frequency.
@@ -171,9 +171,7 @@ def generate_noise(workdir: str, out: str, num_clips: int | None = None, seconds
               **compare_to_target(pcm, target)}
     report["measured_spl_db"] = float(levels.dbfs_to_spl(report["rms_dbfs"], fullscale_spl))
     report["peak_dbfs"] = float(20 * np.log10(max(np.max(np.abs(pcm)), 1e-12)))
-    with open(report_path + ".tmp", "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(report_path + ".tmp", report_path)
+    results.write_text_atomic(report_path, json.dumps(report, indent=1))
     report["report"] = report_path
     return report
 

@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from maskgan_jax import metrics
+from maskgan_jax import metrics, results
 from maskgan_jax.levels import COMFORT_LIMIT_SPL
 
 PRIVACY_TASKS = ("mgi", "udi", "sei")
@@ -510,8 +510,5 @@ def write_report(out_dir: str, records: Iterable[dict], randomness: Iterable[dic
         figures = report_plots.make_figures(s, out_dir, examples or {})
     text = markdown(s, run_info, figures)
     path = os.path.join(out_dir, "report.md")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    results.write_text_atomic(path, text)
     return path

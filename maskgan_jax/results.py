@@ -31,15 +31,14 @@ def dumps(record: dict) -> str:
     return json.dumps(record, default=_default, sort_keys=False)
 
 
-def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict]) -> None:
-    """Writes a whole JSON-lines file atomically (temp file + rename in the same folder)."""
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Writes a text file atomically (unique temp file in the same folder, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            for r in records:
-                f.write(dumps(r) + "\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -47,6 +46,11 @@ def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict]) -> None
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict]) -> None:
+    """Writes a whole JSON-lines file atomically (temp file + rename in the same folder)."""
+    write_text_atomic(path, "".join(dumps(r) + "\n" for r in records))
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:

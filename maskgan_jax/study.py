@@ -110,11 +110,7 @@ def _locked(out_dir: str, name: str):
 
 
 def _write_json(path: str, obj: Any) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(results.dumps(obj))
-    os.replace(tmp, path)
+    results.write_text_atomic(path, results.dumps(obj))
 
 
 def _read_json(path: str) -> dict | None:
