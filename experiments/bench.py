@@ -13,7 +13,7 @@ import time
 from absl import app, flags
 
 # Suite name -> module in experiments.benchmarks exposing SUITES (a dict name -> fn).
-_MODULES = ("mel", "randomness", "wavegan", "attackers")
+_MODULES = ("mel", "randomness", "wavegan", "attackers", "accelerator")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "bench.jsonl", "JSON lines output file (appended).")
