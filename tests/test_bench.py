@@ -1,0 +1,27 @@
+"""The benchmark binary's accelerator suite: it skips on CPU and its parts report consistent figures."""
+import jax
+import pytest
+
+from experiments import bench
+from experiments.benchmarks import accelerator, common
+from maskgan_jax.models import wavegan
+
+
+def test_accelerator_suite_is_listed_and_skips_on_cpu():
+    assert "accelerator" in bench.available_suites()
+    if jax.default_backend() != "cpu":
+        pytest.skip("runs the real suite on an accelerator")
+    (rec,) = accelerator.accelerator_suite(common.Context(quick=True))
+    assert rec["name"] == "skipped" and "cpu" in rec["reason"]
+
+
+def test_paper_generator_figures_follow_from_the_layer_table():
+    rec = accelerator.paper_generator(dim=2, clips=2, repeats=1)
+    assert rec["flops"] == 2 * wavegan.flops_per_clip(2, 32768)["generator"]
+    assert rec["flops_per_s"] == pytest.approx(rec["flops"] / rec["seconds"])
+    assert rec["rtf"] == pytest.approx(2 * 32768 / 16000 / rec["seconds"])
+
+
+def test_failed_part_is_recorded_not_raised():
+    rec = accelerator._guard("x", lambda: 1 / 0)
+    assert rec["error"].startswith("ZeroDivisionError")
