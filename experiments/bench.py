@@ -4,16 +4,12 @@
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
 import time
 
 from absl import app, flags
-
-# Suite name -> module in experiments.benchmarks exposing SUITES (a dict name -> fn).
-_MODULES = ("mel", "randomness", "wavegan", "attackers", "accelerator")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "bench.jsonl", "JSON lines output file (appended).")
@@ -24,24 +20,10 @@ flags.DEFINE_integer("repeats", 5, "Timed repeats per measurement (medians are r
 flags.DEFINE_string("peer_python", None, "Python with torch for the peers (default .venv-peers).")
 
 
-def available_suites() -> dict:
-    """All suites from the benchmark modules that import here."""
-    suites = {}
-    for m in _MODULES:
-        try:
-            mod = importlib.import_module(f"experiments.benchmarks.{m}")
-        except ModuleNotFoundError as e:
-            if e.name != f"experiments.benchmarks.{m}":
-                raise
-            continue
-        suites.update(mod.SUITES)
-    return suites
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from experiments.benchmarks import common
+    from experiments.benchmarks import available_suites, common
     suites = available_suites()
     if FLAGS.list:
         print("\n".join(sorted(suites)))

@@ -3,13 +3,20 @@
 The reference is ``librosa.feature.melspectrogram`` with its defaults: periodic Hann
 window, ``center=True`` with zero padding, power 2, Slaney mel scale and Slaney norm.
 
-How it is fast on CPU (experiments/benchmarks/mel.py measures it against librosa):
-frames are stacked from shifted slices of the signal cut into blocks of gcd(n_fft, hop)
-samples (no gather); the frames go through XLA's real FFT a chunk at a time inside a loop, so
-frames, spectrum and power stay in cache; the mel projection is done as a few banded
-matmuls over the bins each group of filters touches, not one dense matmul that is 98%
-zeros. A float32 DFT-as-matmul was measured too: ~17 GFLOP per 64-clip batch, 8x
-slower than the FFT on this CPU. On accelerators the transform runs in one pass.
+How it is fast on CPU (experiments/benchmarks/mel.py measures it against librosa): on the
+CPU backend, for power-of-two n_fft, the transform is the numba kernel
+`kernels.stft_mel` called from the jitted program (``impl="host"``): framing, window, a
+lane-vectorised real FFT, power and the banded mel projection in one cache-resident pass
+over groups of frames, on all host cores. XLA:CPU's own FFT ran ~1.6x slower per core
+than pocketfft here and was most of the cost of the pure-XLA transform.
+
+The pure-XLA transform (``impl="xla"``: accelerators, other n_fft, and every derivative)
+stacks frames from shifted slices of the signal cut into blocks of gcd(n_fft, hop)
+samples (no gather); on CPU the frames go through XLA's real FFT a chunk at a time inside
+a loop, so frames, spectrum and power stay in cache; the mel projection is done as a few
+banded matmuls over the bins each group of filters touches, not one dense matmul that is
+98% zeros. A float32 DFT-as-matmul was measured too: 2-8x slower than the FFT on this CPU.
+On accelerators the transform runs in one pass.
 """
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ import numpy as np
 from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from kernels import stft_mel
+
 _HIGHEST = jax.lax.Precision.HIGHEST
 # librosa's Slaney mel scale: linear below 1 kHz, logarithmic above.
 _F_SP = 200.0 / 3.0
@@ -33,6 +42,7 @@ _MAX_VIEWS = 64
 # Frames (over the whole batch) that one CPU loop step transforms: 2 MiB of float32
 # frames at n_fft=1024, so a step's intermediates stay in cache.
 _CPU_FRAMES_PER_CHUNK = 512
+IMPLS = ("xla", "host")
 
 
 def hz_to_mel(freqs):
@@ -193,7 +203,7 @@ def _mel_2d(x, consts, cfg):
     custom_partitioning traces functions that may not capture arrays); cfg is the
     static settings tuple.
     """
-    sample_rate, n_fft, hop, n_mels, fmin, fmax, chunk_frames = cfg
+    sample_rate, n_fft, hop, n_mels, fmin, fmax, chunk_frames, _ = cfg
     groups, _ = _transform_consts(sample_rate, n_fft, n_mels, fmin, fmax)
     window = consts[:n_fft]
     weights, offset = [], n_fft
@@ -234,6 +244,29 @@ def _mel_2d(x, consts, cfg):
     return jax.lax.fori_loop(0, num_chunks, body, jnp.zeros((batch, n_mels, num_frames), jnp.float32))
 
 
+def _mel_host(x, cfg):
+    """The transform on float32 [B, T] by the host kernel `kernels.stft_mel` (a callback).
+
+    The centre padding is done on device, so the kernel reads every frame from one
+    contiguous buffer; the callback returns [B, n_mels, frames].
+    """
+    sample_rate, n_fft, hop, n_mels, fmin, fmax = cfg[:6]
+    batch, t = x.shape
+    pad = n_fft // 2
+    mel = _host_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
+
+    def host(xp):
+        return stft_mel.mel_power(np.asarray(xp), n_fft, hop, mel, padded=True)
+
+    out = jax.ShapeDtypeStruct((batch, n_mels, 1 + t // hop), jnp.float32)
+    return jax.pure_callback(host, out, jnp.pad(x, ((0, 0), (pad, pad))))
+
+
+@functools.lru_cache(maxsize=32)
+def _host_filterbank(sample_rate, n_fft, n_mels, fmin, fmax):
+    return mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, dtype=np.float32)
+
+
 @functools.lru_cache(maxsize=32)
 def _mel_op(cfg):
     """The transform as one op that keeps its batch sharding, batches under vmap, and differentiates.
@@ -242,9 +275,10 @@ def _mel_op(cfg):
     the frames onto every device, openxla/xla#24); custom_partitioning tells it that each
     device can transform its own clips. custom_partitioning has no batching or
     differentiation rules, so a custom_vmap and a custom_jvp (whose tangent uses the
-    plain ops) are wrapped around it.
+    plain ops) are wrapped around it. With ``impl == "host"`` the forward value comes
+    from the host kernel; derivatives always use the XLA ops.
     """
-    def impl(x, consts):
+    def impl(x, consts):  # the XLA transform
         return _mel_2d(x, consts, cfg)
 
     def shardings(mesh, arg_shapes):
@@ -260,9 +294,17 @@ def _mel_op(cfg):
     def infer(mesh, arg_shapes, result_shape):
         return shardings(mesh, arg_shapes)[1]
 
-    sharded = custom_partitioning(impl)
-    sharded.def_partition(partition=partition, infer_sharding_from_operands=infer,
-                          sharding_rule="b t, k -> b m f", need_replication_factors=("t", "k"))
+    if cfg[-1] == "host":
+        # The callback is not wrapped in custom_partitioning: a callback inside a
+        # custom_partitioning body crashed the process (segfault, jax 0.10.2, 2+ CPU
+        # devices). A sharded input is gathered to one device instead, so the default
+        # picks the host kernel only where there is one CPU device.
+        def sharded(x, consts):
+            return _mel_host(x, cfg)
+    else:
+        sharded = custom_partitioning(impl)
+        sharded.def_partition(partition=partition, infer_sharding_from_operands=infer,
+                              sharding_rule="b t, k -> b m f", need_replication_factors=("t", "k"))
 
     @jax.custom_batching.custom_vmap
     def batched(x, consts):
@@ -289,11 +331,15 @@ def _mel_op(cfg):
 
 def mel_spectrogram(wave_BxT, sample_rate: float = 16000, n_fft: int = 1024,
                     hop_length: int = 256, n_mels: int = 128, fmin: float = 0.0,
-                    fmax: float | None = None, chunk_frames: int | None = None):
+                    fmax: float | None = None, chunk_frames: int | None = None,
+                    impl: str | None = None):
     """Power mel spectrogram [B, n_mels, frames] of float or int16 audio [B, T] (librosa's defaults)."""
-    # Any leading dims are allowed ([T] gives [n_mels, frames]). chunk_frames sets how
-    # many frames one CPU loop step transforms (None: chosen per backend); results do
-    # not depend on it. Works under jit, vmap, grad, and on batches sharded over a mesh
+    # Any leading dims are allowed ([T] gives [n_mels, frames]). impl: "host" (the numba
+    # kernel kernels.stft_mel, power-of-two n_fft; a sharded batch is gathered to one
+    # device first), "xla" (XLA ops only), or None: host on a single CPU device where
+    # n_fft allows, else xla. chunk_frames sets how many frames
+    # one CPU loop step of the XLA transform takes (None: chosen per backend). Results
+    # depend on neither. Works under jit, vmap, grad, and on batches sharded over a mesh
     # (each device transforms its own clips; derivatives use the plain, replicated FFT).
     fmax = _check_args(sample_rate, n_fft, n_mels, fmin, fmax)
     if hop_length < 1:
@@ -303,8 +349,15 @@ def mel_spectrogram(wave_BxT, sample_rate: float = 16000, n_fft: int = 1024,
         raise ValueError(f"mel_spectrogram needs audio shaped [..., T] with T >= 1, got {x.shape}")
     if chunk_frames is not None and chunk_frames < 1:
         raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
+    if impl is None:
+        impl = ("host" if jax.default_backend() == "cpu" and jax.local_device_count() == 1
+                and stft_mel.supported(n_fft) else "xla")
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS} or None, got {impl!r}")
+    if impl == "host" and not stft_mel.supported(n_fft):
+        raise ValueError(f'impl="host" needs a power-of-two n_fft >= 4, got {n_fft}; use impl="xla"')
     cfg = (float(sample_rate), int(n_fft), int(hop_length), int(n_mels), float(fmin), fmax,
-           None if chunk_frames is None else int(chunk_frames))
+           None if chunk_frames is None else int(chunk_frames), impl)
     lead, t = x.shape[:-1], x.shape[-1]
     _, consts = _transform_consts(cfg[0], cfg[1], cfg[3], cfg[4], cfg[5])
     out = _mel_op(cfg)(x.reshape(-1, t), jnp.asarray(consts))
@@ -313,8 +366,9 @@ def mel_spectrogram(wave_BxT, sample_rate: float = 16000, n_fft: int = 1024,
 
 def log_mel_spectrogram(wave_BxT, sample_rate: float = 16000, n_fft: int = 1024,
                         hop_length: int = 256, n_mels: int = 128, fmin: float = 0.0,
-                        fmax: float | None = None, chunk_frames: int | None = None):
+                        fmax: float | None = None, chunk_frames: int | None = None,
+                        impl: str | None = None):
     """Log mel spectrogram in dB, 10*log10(max(S, 1e-10)), shaped [B, n_mels, frames]."""
     s = mel_spectrogram(wave_BxT, sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
-                        chunk_frames)
+                        chunk_frames, impl)
     return 10.0 * jnp.log10(jnp.maximum(s, 1e-10))

@@ -78,12 +78,17 @@ def test_filterbank_matches_librosa(sr, n_fft, n_mels, fmin, fmax):
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6 * ref.max())
 
 
+@pytest.mark.parametrize("impl", ["xla", "host"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[f"nfft{c[1]}_hop{c[2]}_mels{c[3]}" for c in CONFIGS])
-def test_mel_matches_librosa_under_jit(cfg):
+def test_mel_matches_librosa_under_jit(cfg, impl):
     sr, n_fft, hop, n_mels, fmin, fmax, n = cfg
+    if impl == "host" and n_fft & (n_fft - 1):
+        with pytest.raises(ValueError, match="power-of-two"):
+            features.mel_spectrogram(_batch(n), sr, n_fft, hop, n_mels, fmin, fmax, impl=impl)
+        return
     x = _batch(n)
     fn = jax.jit(functools.partial(features.mel_spectrogram, sample_rate=sr, n_fft=n_fft,
-                                   hop_length=hop, n_mels=n_mels, fmin=fmin, fmax=fmax))
+                                   hop_length=hop, n_mels=n_mels, fmin=fmin, fmax=fmax, impl=impl))
     got = np.asarray(fn(x))
     assert got.dtype == np.float32
     _assert_close_to_max(got, _reference(x, sr, n_fft, hop, n_mels, fmin, fmax))
@@ -122,10 +127,11 @@ def test_int16_input_is_scaled_on_device():
     _assert_close_to_max(got, _reference(x.astype(np.float64) / 32768.0, SR, 1024, 256, 128, 0.0, None))
 
 
-def test_single_clip_and_vmap():
+@pytest.mark.parametrize("impl", ["xla", "host"])
+def test_single_clip_and_vmap(impl):
     x = _batch(7000)
     ref = _reference(x, SR, 512, 128, 64, 0.0, None)
-    mel = functools.partial(features.mel_spectrogram, n_fft=512, hop_length=128, n_mels=64)
+    mel = functools.partial(features.mel_spectrogram, n_fft=512, hop_length=128, n_mels=64, impl=impl)
     _assert_close_to_max(np.asarray(jax.vmap(mel)(x)), ref)
     _assert_close_to_max(np.asarray(mel(x[2]))[None], ref[2:3])
 
@@ -146,7 +152,21 @@ def test_sharded_over_devices(num_devices):
     _assert_close_to_max(np.asarray(out), _reference(x, SR, 1024, 256, 128, 0.0, None))
 
 
-def test_derivatives_match_librosa_differences():
+def test_host_kernel_on_a_sharded_batch_and_the_default_choice():
+    # impl="host" on a batch sharded over 2 devices: gathered to one device, same values.
+    mesh = parallel.make_mesh(2)
+    x = np.concatenate([_batch(5000), _batch(5000)[::-1]])
+    out = jax.jit(functools.partial(features.mel_spectrogram, impl="host"))(parallel.shard_batch(x, mesh))
+    _assert_close_to_max(np.asarray(out), _reference(x, SR, 1024, 256, 128, 0.0, None))
+    # The tests force several CPU devices, so the default here is the shardable XLA transform.
+    assert jax.local_device_count() > 1
+    hlo = jax.jit(features.mel_spectrogram).lower(x).as_text()
+    assert "callback" not in hlo
+    assert "callback" in jax.jit(functools.partial(features.mel_spectrogram, impl="host")).lower(x).as_text()
+
+
+@pytest.mark.parametrize("impl", ["xla", "host"])
+def test_derivatives_match_librosa_differences(impl):
     # The mel spectrogram is quadratic in the wave, so a central difference of librosa's
     # (float64) output along v is the exact directional derivative; checked per clip
     # through vmap, forward (jvp) and reverse (grad) mode.
@@ -156,7 +176,7 @@ def test_derivatives_match_librosa_differences():
     w = rng.random((3, 128, 12))
     ref = lambda a: np.sum(w * _reference(x + a * v, SR, 1024, 256, 128, 0.0, None), axis=(1, 2))
     want = (ref(1.0) - ref(-1.0)) / 2.0
-    f = lambda y, wy: jnp.sum(wy * features.mel_spectrogram(y))
+    f = lambda y, wy: jnp.sum(wy * features.mel_spectrogram(y, impl=impl))
     x32, v32, w32 = (jnp.asarray(a, jnp.float32) for a in (x, v, w))
     forward = jax.jit(jax.vmap(lambda y, t, wy: jax.jvp(lambda z: f(z, wy), (y,), (t,))[1]))(x32, v32, w32)
     reverse = jnp.sum(jax.jit(jax.vmap(jax.grad(f)))(x32, w32) * v32, axis=-1)
@@ -171,3 +191,5 @@ def test_bad_inputs_are_clear_errors():
         features.mel_spectrogram(np.zeros((1, 4000), np.float32), fmin=9000.0)
     with pytest.raises(ValueError, match="hop_length"):
         features.mel_spectrogram(np.zeros((1, 4000), np.float32), hop_length=0)
+    with pytest.raises(ValueError, match="impl"):
+        features.mel_spectrogram(np.zeros((1, 4000), np.float32), impl="numpy")

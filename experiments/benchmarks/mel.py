@@ -3,9 +3,11 @@
 Figures (one record each, librosa's figure and the ratio beside it): throughput in clips/s
 and samples/s, real-time factor (processing seconds per second of audio, lower is
 better), and process CPU seconds per batch (all threads; less sensitive than wall time
-to other load on a shared machine). A naive jitted version (gather framing, one rfft,
-dense mel matmul) is timed in the same rounds for context. Contenders run in
-alternation after a warm-up; medians are reported.
+to other load on a shared machine). The default transform (the host kernel on one CPU
+device), the pure-XLA transform (``impl="xla"``, suffix ``_xla``) and a naive jitted
+version (gather framing, one rfft, dense mel matmul; suffix ``_naive``) are timed in the
+same rounds. Contenders alternate in blocks (one untimed call, then BLOCK timed calls)
+after a warm-up; medians over all timed calls are reported.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from experiments.benchmarks import common
 
 SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS = 1024, 256, 128
+BLOCK = 3  # timed calls per contender per round, after one untimed call
 
 
 def _cpu_seconds() -> float:
@@ -55,12 +58,16 @@ def mel_suite(ctx: common.Context) -> list[dict]:
     from maskgan_jax import features
 
     batch, length = (16, 32768) if ctx.quick else (64, 32768)
-    rounds = 3 if ctx.quick else max(3 * ctx.repeats, 9)
+    rounds = 2 if ctx.quick else max(ctx.repeats, 5)
     wave = (0.1 * np.random.default_rng(0).standard_normal((batch, length))).astype(np.float32)
     wave_dev = jax.device_put(wave)
 
     jax_fn = jax.jit(lambda x: features.mel_spectrogram(x, SAMPLE_RATE, N_FFT, HOP, N_MELS))
+    xla_fn = jax.jit(lambda x: features.mel_spectrogram(x, SAMPLE_RATE, N_FFT, HOP, N_MELS, impl="xla"))
     naive_fn = _naive_mel(SAMPLE_RATE, N_FFT, HOP, N_MELS)
+    fns = {"jax": jax_fn, "jax_xla": xla_fn, "jax_naive": naive_fn}
+    # What the default picked: the host kernel on one CPU device, else XLA's FFT.
+    default_impl = "host" if "callback" in jax_fn.lower(wave_dev).as_text() else "xla"
 
     def run_librosa():
         return librosa.feature.melspectrogram(y=wave, sr=SAMPLE_RATE, n_fft=N_FFT,
@@ -69,25 +76,31 @@ def mel_suite(ctx: common.Context) -> list[dict]:
     contenders = {
         "jax": lambda: jax_fn(wave_dev).block_until_ready(),
         "librosa": run_librosa,
+        "jax_xla": lambda: xla_fn(wave_dev).block_until_ready(),
         "jax_naive": lambda: naive_fn(wave_dev).block_until_ready(),
     }
     # Warm-up (compilation, librosa's filterbank cache), and the accuracy check.
     ref = run_librosa()
     errors = {}
-    for name in ("jax", "jax_naive"):
+    for name, fn in fns.items():
         for _ in range(max(ctx.warmup, 1)):
             contenders[name]()
-        got = np.asarray(jax_fn(wave_dev) if name == "jax" else naive_fn(wave_dev))
+        got = np.asarray(fn(wave_dev))
         errors[name] = float((np.abs(got - ref).max(axis=(1, 2)) / ref.max(axis=(1, 2))).max())
 
     wall = {k: [] for k in contenders}
     cpu = {k: [] for k in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
-            c0, t0 = _cpu_seconds(), time.perf_counter()
+            # Blocks, not single calls, alternate: one untimed call first, so that worker
+            # threads the previous contender left spinning (OpenBLAS's, after librosa's
+            # filterbank product) or asleep are not charged to this one.
             fn()
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(_cpu_seconds() - c0)
+            for _ in range(BLOCK):
+                c0, t0 = _cpu_seconds(), time.perf_counter()
+                fn()
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(_cpu_seconds() - c0)
     med = {k: statistics.median(v) for k, v in wall.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     audio_s = batch * length / SAMPLE_RATE
@@ -102,10 +115,11 @@ def mel_suite(ctx: common.Context) -> list[dict]:
                              **extra, **setup)
 
     records = []
-    for who in ("jax", "jax_naive"):
-        suffix = "" if who == "jax" else "_naive"
+    impls = {"jax": default_impl, "jax_xla": "xla", "jax_naive": "naive"}
+    for who in fns:
+        suffix = "" if who == "jax" else who[3:]
         # max_err: largest |JAX - librosa| over the batch, relative to each clip's maximum.
-        extra = {"contender": who, "max_err": errors[who]}
+        extra = {"contender": who, "impl": impls[who], "max_err": errors[who]}
         records += [
             fig(f"throughput_clips{suffix}", "clips/s", batch / med[who], batch / med["librosa"], True, **extra),
             fig(f"throughput_samples{suffix}", "samples/s", batch * length / med[who],
