@@ -30,6 +30,7 @@ import numpy as np
 
 # Frames per group: one float32 vector of lanes per butterfly operand (4 AVX2 registers).
 LANES = 32
+_PIECES_PER_THREAD = 4
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -248,9 +249,13 @@ def mel_power(x_BxT: np.ndarray, n_fft: int, hop: int, mel_NxK: np.ndarray, thre
     if threads <= 1:
         _groups(xp, int(hop), num_frames, 0, groups, *tables, out)
         return out
-    cuts = np.linspace(0, groups, threads + 1).astype(np.int64)
-    futures = [_pool().submit(_groups, xp, int(hop), num_frames, int(cuts[i]), int(cuts[i + 1]), *tables, out)
-               for i in range(threads)]
+    # More pieces than threads: a thread that is descheduled for a while (other load)
+    # leaves its remaining pieces to the others instead of holding up the whole call.
+    pieces = min(groups, threads * _PIECES_PER_THREAD)
+    cuts = np.linspace(0, groups, pieces + 1).astype(np.int64)
+    pool = _pool()
+    futures = [pool.submit(_groups, xp, int(hop), num_frames, int(cuts[i]), int(cuts[i + 1]), *tables, out)
+               for i in range(pieces)]
     for f in futures:
         f.result()
     return out
