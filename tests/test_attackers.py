@@ -96,6 +96,21 @@ def test_standardize_is_per_example_and_level_invariant():
     np.testing.assert_allclose(np.asarray(attackers.standardize(jnp.asarray(x + 30.0))), y, atol=1e-4)
 
 
+def test_standardize_floors_silence_like_librosa_top_db():
+    # A 1 s command zero-padded to 2.048 s: half the frames are digital silence at the
+    # -100 dB floor. The floor 80 dB below the peak is librosa's power_to_db(top_db=80).
+    librosa = pytest.importorskip("librosa")
+    from maskgan_jax import features
+    rng = np.random.default_rng(3)
+    wave = np.zeros((2, 32768), np.float32)
+    wave[:, :16000] = 0.1 * rng.standard_normal((2, 16000))
+    power = np.asarray(features.mel_spectrogram(wave))
+    ours = np.asarray(attackers.standardize(10.0 * jnp.log10(jnp.maximum(jnp.asarray(power), 1e-10))))
+    ref = np.stack([librosa.power_to_db(p, ref=1.0, amin=1e-10, top_db=80.0) for p in power.astype(np.float64)])
+    ref = (ref - ref.mean(axis=(1, 2), keepdims=True)) / ref.std(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(ours, ref, atol=1e-3)
+
+
 def test_flop_count_matches_xla_cost_analysis_of_the_forward_pass():
     cfg = AttackerConfig(model="crnn", channels=(8, 16), hidden=16, layers=1)
     model, params = _params(cfg, mels=32, frames=33)

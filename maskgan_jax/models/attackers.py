@@ -55,8 +55,20 @@ class AttackerConfig:
             raise ValueError("hidden and layers must be positive for recurrent models")
 
 
-def standardize(mel_BxMxF: jax.Array) -> jax.Array:
-    """Per-example zero mean, unit variance over the whole spectrogram (level-invariant input)."""
+# Dynamic range kept by `standardize` (librosa's power_to_db default).
+TOP_DB = 80.0
+
+
+def standardize(mel_BxMxF: jax.Array, top_db: float | None = TOP_DB) -> jax.Array:
+    """Per-example zero mean, unit variance over the whole spectrogram (level-invariant input).
+
+    The log-mel (dB) is first floored at ``top_db`` below each example's maximum, as
+    librosa's ``power_to_db(top_db=80)`` does: otherwise digital silence (zero-padded
+    short clips reach the -100 dB floor of `features.log_mel_spectrogram`) dominates the
+    mean and variance, and clean padded clips look nothing like the same clips with noise.
+    """
+    if top_db is not None:
+        mel_BxMxF = jnp.maximum(mel_BxMxF, jnp.max(mel_BxMxF, axis=(1, 2), keepdims=True) - top_db)
     mu = jnp.mean(mel_BxMxF, axis=(1, 2), keepdims=True)
     sd = jnp.std(mel_BxMxF, axis=(1, 2), keepdims=True)
     return (mel_BxMxF - mu) / (sd + 1e-5)
