@@ -121,12 +121,22 @@ def _read_json(path: str) -> dict | None:
         return None
 
 
-class Run:
-    """Run facts (stages, wall times, devices, versions) kept in ``OUT/run_info.json``."""
+def run_info_name(worker: int = 0, num_workers: int = 1) -> str:
+    """run_info.json for a lone run or worker 0; run_info.worker-K-of-N.json for the others.
 
-    def __init__(self, out_dir: str, config: StudyConfig, log: Callable[[str], None]):
+    Workers sharing one output folder each time their own stages, so each keeps its own
+    file instead of overwriting one another's.
+    """
+    return RUN_INFO if num_workers <= 1 or worker == 0 else f"run_info.worker-{worker}-of-{num_workers}.json"
+
+
+class Run:
+    """Run facts (stages, wall times, devices, versions) kept in ``OUT/run_info.json`` (see run_info_name)."""
+
+    def __init__(self, out_dir: str, config: StudyConfig, log: Callable[[str], None], worker: int = 0,
+                 num_workers: int = 1):
         self.out_dir, self.config, self.log = out_dir, config, log
-        self.path = os.path.join(out_dir, RUN_INFO)
+        self.path = os.path.join(out_dir, run_info_name(worker, num_workers))
         old = _read_json(self.path) or {}
         self.info = {"config_name": config.name, "out": os.path.abspath(out_dir),
                      "seeds": list(config.seeds), "stages": old.get("stages", {}),
@@ -432,7 +442,7 @@ def run_study(config: StudyConfig, out_dir: str, cells: str = "", worker: int = 
     os.makedirs(out_dir, exist_ok=True)
     cfg_path = os.path.join(out_dir, "study_config.json")
     _write_json(cfg_path, cfg.to_json())
-    run = Run(out_dir, cfg, say)
+    run = Run(out_dir, cfg, say, worker, num_workers)
     run.info["devices"] = [str(d) for d in jax.devices()]
     run.info["worker"] = f"{worker}/{num_workers}"
     run.info["cells_filter"] = cells

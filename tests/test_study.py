@@ -54,6 +54,9 @@ def test_workers_split_groups_disjointly():
             assert not {c.group for c in parts[a]} & {c.group for c in parts[b]}
     with pytest.raises(ValueError, match="--worker"):
         study_cells.select(cells, "", 3, 3)
+    # Each worker keeps its own run facts; a lone run and worker 0 use run_info.json.
+    names = [study.run_info_name(i, 3) for i in range(3)]
+    assert names[0] == study.run_info_name() == "run_info.json" and len(set(names)) == 3
 
 
 def test_config_refuses_loud_levels_unless_allowed():
