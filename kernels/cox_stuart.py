@@ -17,7 +17,7 @@ import numba as nb
 import numpy as np
 
 from kernels._special import binom_test_half
-from kernels.runs import SUPPORTED_DTYPES, _threads, open_source
+from kernels.runs import _threads, check_input, open_source
 
 _ALTERNATIVES = {"two-sided": 0, "increasing": 1, "greater": 1, "decreasing": 2, "less": 2}
 
@@ -68,19 +68,10 @@ def _alt(alternative) -> int:
     return _ALTERNATIVES[alternative]
 
 
-def _check(x, what, ndim):
-    if x.dtype not in SUPPORTED_DTYPES:
-        raise ValueError(f"{what}: dtype {x.dtype} is not supported; use int16 PCM, float32 or float64")
-    if x.ndim != ndim:
-        raise ValueError(f"{what}: expected a {ndim}-D array, got shape {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"{what}: empty input of shape {x.shape}")
-
-
 def cox_stuart(x, alternative="two-sided") -> CoxStuartResult:
     """Cox–Stuart trend test of a 1-D int16/float32/float64 array."""
     x = np.ascontiguousarray(np.asarray(x))
-    _check(x, "cox_stuart", 1)
+    check_input(x, "cox_stuart", 1)
     s, m, p, ok = _one(x, _alt(alternative))
     if not ok:
         raise ValueError("cox_stuart: input contains NaN")
@@ -90,7 +81,7 @@ def cox_stuart(x, alternative="two-sided") -> CoxStuartResult:
 def cox_stuart_batch(x_CxT, alternative="two-sided", num_threads: int | None = None) -> CoxStuartResult:
     """Cox–Stuart test of every row of a [clips, samples] array, in parallel over clips."""
     x = np.ascontiguousarray(np.asarray(x_CxT))
-    _check(x, "cox_stuart_batch", 2)
+    check_input(x, "cox_stuart_batch", 2)
     c = x.shape[0]
     stat, pairs = np.empty(c, np.int64), np.empty(c, np.int64)
     p, ok = np.empty(c), np.empty(c, np.bool_)
@@ -105,7 +96,7 @@ def cox_stuart_stream(source, alternative="two-sided", dtype=None,
                       chunk_size: int = 1 << 22) -> CoxStuartResult:
     """Cox–Stuart test over a file or memmap in chunks (one pass); equals the in-memory result."""
     arr = open_source(source, dtype)
-    _check(arr, "cox_stuart_stream", 1)
+    check_input(arr, "cox_stuart_stream", 1)
     alt = _alt(alternative)
     n = arr.shape[0]
     c = (n + 1) // 2

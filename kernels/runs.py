@@ -304,10 +304,16 @@ def _score_batch(x, cutoff_kind, cutoff_value, mode, drop, nwork, z, p, r, n1, n
 
 # ---------------------------------------------------------------- argument checks
 
-def _check_dtype(x: np.ndarray, what: str) -> None:
+def check_input(x: np.ndarray, what: str, ndim: int | None = None) -> None:
+    """The randomness tests' argument check: a supported dtype, ``ndim`` dims (if given), no empty axis."""
     if x.dtype not in SUPPORTED_DTYPES:
         raise ValueError(f"{what}: dtype {x.dtype} is not supported; use int16 PCM, float32 "
                          f"or float64 (convert first, e.g. x.astype(np.float64))")
+    if ndim is not None and x.ndim != ndim:
+        shape = "1-D array" if ndim == 1 else "[clips, samples] array"
+        raise ValueError(f"{what}: expected a {shape}, got shape {x.shape}")
+    if 0 in x.shape:
+        raise ValueError(f"{what}: empty input of shape {x.shape}")
 
 
 def _parse(cutoff, correction, ties) -> tuple[int, float, int, bool]:
@@ -334,11 +340,7 @@ def _parse(cutoff, correction, ties) -> tuple[int, float, int, bool]:
 def wald_wolfowitz(x, cutoff="median", correction=True, ties="keep") -> WaldWolfowitzResult:
     """Wald–Wolfowitz runs test of a 1-D int16/float32/float64 array (statsmodels' conventions)."""
     x = np.asarray(x)
-    _check_dtype(x, "wald_wolfowitz")
-    if x.ndim != 1:
-        raise ValueError(f"wald_wolfowitz: expected a 1-D array, got shape {x.shape}")
-    if x.size == 0:
-        raise ValueError("wald_wolfowitz: empty input")
+    check_input(x, "wald_wolfowitz", 1)
     kind, value, mode, drop = _parse(cutoff, correction, ties)
     x = np.ascontiguousarray(x)
     z, p, r, n1, n2, c, ok = _score_single(x, kind, value, mode, drop)
@@ -351,11 +353,7 @@ def wald_wolfowitz_batch(x_CxT, cutoff="median", correction=True, ties="keep",
                          num_threads: int | None = None) -> WaldWolfowitzResult:
     """Runs test of every row of a [clips, samples] array, in parallel over clips."""
     x = np.asarray(x_CxT)
-    _check_dtype(x, "wald_wolfowitz_batch")
-    if x.ndim != 2:
-        raise ValueError(f"wald_wolfowitz_batch: expected a [clips, samples] array, got shape {x.shape}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"wald_wolfowitz_batch: empty input of shape {x.shape}")
+    check_input(x, "wald_wolfowitz_batch", 2)
     if x.shape[1] >= 2 ** 31:
         raise ValueError("wald_wolfowitz_batch: clips of 2**31 samples or more; use wald_wolfowitz_stream")
     kind, value, mode, drop = _parse(cutoff, correction, ties)
@@ -396,10 +394,8 @@ def wald_wolfowitz_stream(source, cutoff="median", correction=True, ties="keep",
     """Runs test over a file or memmap too large for memory, in chunks; equals the in-memory
     result exactly (one pass for the cutoff, one for the runs)."""
     arr = open_source(source, dtype)
-    _check_dtype(arr, "wald_wolfowitz_stream")
+    check_input(arr, "wald_wolfowitz_stream")
     n = arr.shape[0]
-    if n == 0:
-        raise ValueError("wald_wolfowitz_stream: empty input")
     kind, value, mode, drop = _parse(cutoff, correction, ties)
     chunk = max(8, int(chunk_size))
     if kind == 0:
