@@ -3,7 +3,7 @@
 `maskgan_jax.features` runs this on the CPU backend (through a callback, so it still works
 under jit, vmap and sharding); on accelerators XLA's FFT is used. XLA:CPU's real FFT ran
 about 1.6x slower per core than pocketfft here and dominated the transform, so this
-kernel does framing, the periodic Hann window, a real FFT, the power and the banded mel
+kernel does framing, the analysis window, a real FFT, the power and the banded mel
 projection per group of frames, with every intermediate in the L1/L2 cache:
 
 * ``LANES`` frames are transformed together, each butterfly operating on a vector of
@@ -14,16 +14,17 @@ projection per group of frames, with every intermediate in the L1/L2 cache:
 * the mel projection touches only each filter's non-zero bins.
 
 Frames are ``center=True`` with zero padding (librosa's default): the signal is padded by
-n_fft // 2 zeros on each side first (by the caller on device, or here). Power-of-two n_fft only (`supported`); the caller
-falls back to XLA otherwise. Work is split over host threads by frame groups (the kernel
+n_fft // 2 zeros on each side first (by the caller on device, or here). The window and
+the filterbank come from the caller (`plan`). Power-of-two n_fft only (`supported`); the
+caller falls back to XLA otherwise. Work is split over host threads by frame groups (the kernel
 releases the GIL).
 """
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
@@ -40,24 +41,40 @@ def supported(n_fft: int) -> bool:
     return n_fft >= 4 and (n_fft & (n_fft - 1)) == 0
 
 
-@functools.lru_cache(maxsize=16)
-def plan(n_fft: int, mel_key: bytes, n_mels: int) -> tuple:
-    """Constant tables for one configuration: window, FFT twiddles, unpack twiddles, mel bands.
+class Plan(NamedTuple):
+    """Constant tables for one configuration (`plan`), in the order `_groups` takes them."""
+    window: np.ndarray      # [n_fft] float32
+    twr: np.ndarray         # FFT twiddles of every Stockham stage, real and imaginary parts
+    twi: np.ndarray
+    pr: np.ndarray          # unpack twiddles e^{-2 pi i k / n_fft}, k = 0 .. n_fft / 2
+    pi: np.ndarray
+    lo: np.ndarray          # per mel filter: first and one-past-last non-zero bin
+    hi: np.ndarray
+    off: np.ndarray         # per mel filter: offset of its weights in ``weights``
+    weights: np.ndarray     # the non-zero filterbank weights, filter after filter
 
-    ``mel_key`` is the float32 filterbank [n_mels, n_fft // 2 + 1] as bytes (hashable).
+
+def plan(window: np.ndarray, mel_NxK: np.ndarray) -> Plan:
+    """The kernel's tables for an analysis window [n_fft] and a filterbank [n_mels, n_fft // 2 + 1].
+
+    Build it once per configuration (`maskgan_jax.features` caches it) and pass it to
+    `mel_power`.
     """
-    if not supported(n_fft):
-        raise ValueError(f"stft_mel handles power-of-two n_fft >= 4, got {n_fft}")
+    window = np.ascontiguousarray(window, dtype=np.float32)
+    n_fft = window.shape[0]
+    if window.ndim != 1 or not supported(n_fft):
+        raise ValueError(f"stft_mel handles power-of-two n_fft >= 4, got a window of shape {window.shape}")
     half = n_fft // 2
-    n = np.arange(n_fft)
-    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)).astype(np.float32)
+    mel = np.ascontiguousarray(mel_NxK, dtype=np.float32)
+    n_mels = mel.shape[0]
+    if mel.shape != (n_mels, half + 1):
+        raise ValueError(f"filterbank shape {mel.shape} does not fit n_fft={n_fft}")
     stages, size = [], half
     while size > 1:
         stages.append(np.exp(-2j * np.pi * np.arange(size // 2) / size))
         size //= 2
     tw = np.concatenate(stages) if stages else np.zeros(0, np.complex128)
     post = np.exp(-2j * np.pi * np.arange(half + 1) / n_fft)
-    mel = np.frombuffer(mel_key, np.float32).reshape(n_mels, half + 1)
     lo = np.zeros(n_mels, np.int64)
     hi = np.zeros(n_mels, np.int64)
     parts, off = [], np.zeros(n_mels + 1, np.int64)
@@ -68,8 +85,8 @@ def plan(n_fft: int, mel_key: bytes, n_mels: int) -> tuple:
         parts.append(mel[m, lo[m]:hi[m]])
         off[m + 1] = off[m] + hi[m] - lo[m]
     weights = np.concatenate(parts).astype(np.float32) if off[-1] else np.zeros(1, np.float32)
-    return (window, tw.real.astype(np.float32), tw.imag.astype(np.float32),
-            post.real.astype(np.float32), post.imag.astype(np.float32), lo, hi, off, weights)
+    return Plan(window, tw.real.astype(np.float32), tw.imag.astype(np.float32),
+                post.real.astype(np.float32), post.imag.astype(np.float32), lo, hi, off, weights)
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, boundscheck=False)
@@ -210,27 +227,21 @@ def _threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def mel_power(x_BxT: np.ndarray, n_fft: int, hop: int, mel_NxK: np.ndarray, threads: int | None = None,
+def mel_power(x_BxT: np.ndarray, hop: int, tables: Plan, threads: int | None = None,
               padded: bool = False) -> np.ndarray:
     """Power mel spectrogram [B, n_mels, frames] of float32 audio [B, T] (librosa's center=True framing).
 
-    ``mel_NxK`` is the float32 filterbank [n_mels, n_fft // 2 + 1]; there are
-    ``1 + T // hop`` frames. ``padded=True`` says ``x_BxT`` already carries the n_fft // 2
-    zeros on each side (T counts them). Splits the frame groups over ``threads`` host
-    threads (default: the CPUs this process may use).
+    ``tables`` comes from `plan` (window and filterbank); there are ``1 + T // hop``
+    frames. ``padded=True`` says ``x_BxT`` already carries the n_fft // 2 zeros on each
+    side (T counts them). Splits the frame groups over ``threads`` host threads (default:
+    the CPUs this process may use).
     """
     x = np.asarray(x_BxT)
     if x.ndim != 2 or x.shape[1] < 1:
         raise ValueError(f"mel_power needs audio [B, T] with T >= 1, got shape {x.shape}")
-    if not supported(n_fft):
-        raise ValueError(f"mel_power handles power-of-two n_fft >= 4, got {n_fft}")
     if hop < 1:
         raise ValueError(f"hop must be positive, got {hop}")
-    mel = np.ascontiguousarray(mel_NxK, dtype=np.float32)
-    n_mels = mel.shape[0]
-    if mel.shape != (n_mels, n_fft // 2 + 1):
-        raise ValueError(f"filterbank shape {mel.shape} does not fit n_fft={n_fft}")
-    pad = n_fft // 2
+    pad = tables.window.shape[0] // 2
     if padded:
         xp = np.ascontiguousarray(x, dtype=np.float32)
         if xp.shape[1] <= 2 * pad:
@@ -238,10 +249,9 @@ def mel_power(x_BxT: np.ndarray, n_fft: int, hop: int, mel_NxK: np.ndarray, thre
     else:
         xp = np.zeros((x.shape[0], x.shape[1] + 2 * pad), np.float32)
         xp[:, pad:pad + x.shape[1]] = x
-    tables = plan(int(n_fft), mel.tobytes(), n_mels)
     batch = xp.shape[0]
     num_frames = 1 + (xp.shape[1] - 2 * pad) // hop
-    out = np.empty((batch, n_mels, num_frames), np.float32)
+    out = np.empty((batch, tables.lo.shape[0], num_frames), np.float32)
     if batch == 0:
         return out
     groups = -(-batch * num_frames // LANES)

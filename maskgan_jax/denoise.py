@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from maskgan_jax import features
+
 
 @dataclasses.dataclass(frozen=True)
 class DenoiseConfig:
@@ -47,8 +49,8 @@ class DenoiseConfig:
 
 
 def hann_window(n: int) -> jnp.ndarray:
-    """Periodic Hann window (as librosa / scipy.signal.get_window('hann'))."""
-    return jnp.asarray(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n), jnp.float32)
+    """Periodic Hann window (as librosa / scipy.signal.get_window('hann')), on device."""
+    return jnp.asarray(features.hann_window(n))
 
 
 def stft(wave_BxT: jnp.ndarray, n_fft: int = 512, hop_length: int = 128) -> jnp.ndarray:

@@ -127,15 +127,29 @@ def _mel_groups(mel):
     return groups[::-1]
 
 
+def hann_window(n_fft: int) -> np.ndarray:
+    """Periodic Hann window, float32 (librosa's and scipy.signal.get_window('hann')'s)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=32)
+def _filterbank(sample_rate, n_fft, n_mels, fmin, fmax):
+    return mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, dtype=np.float32)
+
+
 @functools.lru_cache(maxsize=32)
 def _transform_consts(sample_rate, n_fft, n_mels, fmin, fmax):
     """The mel groups and one flat float32 vector: the periodic Hann window, then each group's weights."""
-    mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, dtype=np.float32)
-    n = np.arange(n_fft)
-    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)).astype(np.float32)
+    mel = _filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
     groups = tuple(_mel_groups(mel))
-    flat = np.concatenate([window] + [mel[i:j, a:b].ravel() for i, j, a, b in groups])
+    flat = np.concatenate([hann_window(n_fft)] + [mel[i:j, a:b].ravel() for i, j, a, b in groups])
     return groups, flat
+
+
+@functools.lru_cache(maxsize=32)
+def _host_plan(sample_rate, n_fft, n_mels, fmin, fmax) -> stft_mel.Plan:
+    """The host kernel's tables for one configuration, built once."""
+    return stft_mel.plan(hann_window(n_fft), _filterbank(sample_rate, n_fft, n_mels, fmin, fmax))
 
 
 def _as_float_audio(wave):
@@ -253,18 +267,13 @@ def _mel_host(x, cfg):
     sample_rate, n_fft, hop, n_mels, fmin, fmax = cfg[:6]
     batch, t = x.shape
     pad = n_fft // 2
-    mel = _host_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
+    tables = _host_plan(sample_rate, n_fft, n_mels, fmin, fmax)
 
     def host(xp):
-        return stft_mel.mel_power(np.asarray(xp), n_fft, hop, mel, padded=True)
+        return stft_mel.mel_power(np.asarray(xp), hop, tables, padded=True)
 
     out = jax.ShapeDtypeStruct((batch, n_mels, 1 + t // hop), jnp.float32)
     return jax.pure_callback(host, out, jnp.pad(x, ((0, 0), (pad, pad))))
-
-
-@functools.lru_cache(maxsize=32)
-def _host_filterbank(sample_rate, n_fft, n_mels, fmin, fmax):
-    return mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=32)
@@ -329,6 +338,12 @@ def _mel_op(cfg):
     return op
 
 
+def default_impl(n_fft: int) -> str:
+    """The transform ``impl=None`` picks: "host" on a single CPU device where n_fft allows, else "xla"."""
+    single_cpu = jax.default_backend() == "cpu" and jax.local_device_count() == 1
+    return "host" if single_cpu and stft_mel.supported(n_fft) else "xla"
+
+
 def mel_spectrogram(wave_BxT, sample_rate: float = 16000, n_fft: int = 1024,
                     hop_length: int = 256, n_mels: int = 128, fmin: float = 0.0,
                     fmax: float | None = None, chunk_frames: int | None = None,
@@ -350,8 +365,7 @@ def mel_spectrogram(wave_BxT, sample_rate: float = 16000, n_fft: int = 1024,
     if chunk_frames is not None and chunk_frames < 1:
         raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
     if impl is None:
-        impl = ("host" if jax.default_backend() == "cpu" and jax.local_device_count() == 1
-                and stft_mel.supported(n_fft) else "xla")
+        impl = default_impl(n_fft)
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS} or None, got {impl!r}")
     if impl == "host" and not stft_mel.supported(n_fft):

@@ -22,5 +22,5 @@ def test_paper_generator_figures_follow_from_the_layer_table():
 
 
 def test_failed_part_is_recorded_not_raised():
-    rec = accelerator._guard("x", lambda: 1 / 0)
+    rec = accelerator._guard(lambda: 1 / 0)
     assert rec["error"].startswith("ZeroDivisionError")

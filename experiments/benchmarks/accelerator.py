@@ -19,90 +19,55 @@ import traceback
 import numpy as np
 
 from experiments.benchmarks import common
+from experiments.benchmarks import wavegan as wavegan_bench
 
-SLICE = 32768
-SAMPLE_RATE = 16000
-
-
-def _timed(fn, repeats: int, warmup: int = 1) -> dict:
-    import jax
-    t0 = time.perf_counter()
-    for _ in range(warmup):
-        jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return {"median_s": float(np.median(times)), "min_s": float(min(times)), "times_s": times,
-            "first_call_s": first}
+SLICE = wavegan_bench.SLICE
+SAMPLE_RATE = wavegan_bench.SAMPLE_RATE
 
 
 def matmul_rooflines(repeats: int = 10, sizes=(4096, 8192)) -> dict:
     """Best square-matmul FLOP/s per precision on the default backend."""
     import jax
-    import jax.numpy as jnp
-    out = {}
-    rng = np.random.default_rng(0)
-    for label, dtype, precision in (("float32_default", jnp.float32, None),
-                                    ("float32_highest", jnp.float32, jax.lax.Precision.HIGHEST),
-                                    ("bfloat16", jnp.bfloat16, None)):
-        best = {"flops_per_s": 0.0}
-        for n in sizes:
-            a = jnp.asarray(rng.standard_normal((n, n), np.float32), dtype)
-            f = jax.jit(lambda x, y, p=precision: jnp.dot(x, y, precision=p))
-            t = _timed(lambda: f(a, a), repeats)
-            fl = 2.0 * n ** 3 / t["min_s"]
-            if fl > best["flops_per_s"]:
-                best = {"flops_per_s": fl, "n": n}
-        out[label] = best
-    return out
+    return {label: common.measure_matmul_peak(sizes=sizes, dtype=dtype, precision=precision, repeats=repeats)
+            for label, dtype, precision in (("float32_default", "float32", None),
+                                            ("float32_highest", "float32", jax.lax.Precision.HIGHEST),
+                                            ("bfloat16", "bfloat16", None))}
 
 
-def _guard(name: str, fn) -> dict:
+def _guard(fn) -> dict:
     try:
         return fn()
     except Exception as e:  # recorded, so the other parts still run
         return {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-3000:]}
 
 
-def paper_generator(dim: int, clips: int, repeats: int) -> dict:
-    import jax
+def _repeat(once, repeats: int) -> dict:
+    """Median and min of ``once()``, a function that times one call itself (experiments.benchmarks.wavegan)."""
+    times = [once() for _ in range(repeats)]
+    return {"seconds": float(np.median(times)), "min_s": float(min(times))}
 
+
+def paper_generator(dim: int, clips: int, repeats: int) -> dict:
     from maskgan_jax.models import wavegan
-    g = wavegan.Generator(dim, SLICE)
-    z = wavegan.sample_latent(jax.random.key(0), clips)
-    params = g.init(jax.random.key(1), z)
-    fn = jax.jit(g.apply)
-    t = _timed(lambda: fn(params, z), repeats)
+    t0 = time.perf_counter()
+    once = wavegan_bench._jax_generator(dim, clips)
+    setup = time.perf_counter() - t0
+    t = _repeat(once, repeats)
     flops = clips * wavegan.flops_per_clip(dim, SLICE)["generator"]
-    return {"dim": dim, "clips": clips, "seconds": t["median_s"], "min_s": t["min_s"],
-            "compile_and_first_s": t["first_call_s"], "flops": flops,
-            "flops_per_s": flops / t["median_s"], "rtf": clips * SLICE / SAMPLE_RATE / t["median_s"]}
+    return {"dim": dim, "clips": clips, **t, "setup_and_compile_s": setup, "flops": flops,
+            "flops_per_s": flops / t["seconds"], "rtf": clips * SLICE / SAMPLE_RATE / t["seconds"]}
 
 
 def paper_step(dim: int, batch: int, repeats: int) -> dict:
     import jax
-    import jax.numpy as jnp
-
-    from experiments.benchmarks.wavegan import step_flops
-    from maskgan_jax import gan
-    cfg = gan.GanConfig(dim=dim, slice_len=SLICE, batch_size=batch)
-    box = {"state": gan.init_state(cfg), "i": 0}
-    step = gan.make_train_step(cfg)
-    corpus = jnp.zeros((1,), jnp.float32)
-
-    def once():
-        box["i"] += 1
-        box["state"], m = step(box["state"], corpus, gan.step_key(box["state"], box["i"]))
-        return m
-    t = _timed(once, repeats)
-    m = jax.device_get(once())
-    flops = step_flops(dim, SLICE, batch, cfg.n_critic)
-    return {"dim": dim, "batch": batch, "seconds": t["median_s"], "min_s": t["min_s"],
-            "compile_and_first_s": t["first_call_s"], "flops": flops, "flops_per_s": flops / t["median_s"],
-            "steps_per_hour": 3600.0 / t["median_s"],
+    t0 = time.perf_counter()
+    once = wavegan_bench._jax_step(dim, batch)
+    setup = time.perf_counter() - t0
+    t = _repeat(once, repeats)
+    m = jax.device_get(once.box["metrics"])
+    flops = wavegan_bench.step_flops(dim, SLICE, batch)
+    return {"dim": dim, "batch": batch, **t, "setup_and_compile_s": setup, "flops": flops,
+            "flops_per_s": flops / t["seconds"], "steps_per_hour": 3600.0 / t["seconds"],
             "last_metrics": {k: float(np.asarray(v)) for k, v in m.items() if np.ndim(v) == 0}}
 
 
@@ -112,7 +77,7 @@ def mel_throughput(clips: int, repeats: int) -> dict:
     from maskgan_jax import features
     wave = jax.device_put((0.1 * np.random.default_rng(0).standard_normal((clips, SLICE))).astype(np.float32))
     fn = jax.jit(features.log_mel_spectrogram)
-    t = _timed(lambda: fn(wave), repeats)
+    t = common.time_call(lambda: fn(wave).block_until_ready(), repeats)
     return {"clips": clips, "samples": SLICE, "seconds": t["median_s"], "clips_per_s": clips / t["median_s"],
             "rtf": t["median_s"] / (clips * SLICE / SAMPLE_RATE)}
 
@@ -127,7 +92,7 @@ def accelerator_suite(ctx: common.Context) -> list[dict]:
     repeats = 3 if ctx.quick else max(ctx.repeats, 5)
     device = {"device_kind": jax.devices()[0].device_kind, "device_count": jax.device_count(),
               "jax": jax.__version__}
-    roof = _guard("matmul", lambda: matmul_rooflines(repeats))
+    roof = _guard(lambda: matmul_rooflines(repeats))
     peak = roof.get("float32_default", {}).get("flops_per_s")
     recs = [common.record("accelerator", "matmul_roofline", **device, **roof)]
 
@@ -140,12 +105,12 @@ def accelerator_suite(ctx: common.Context) -> list[dict]:
                 rec["fraction_of_bf16_peak"] = rec["flops_per_s"] / bf16
         return rec
 
-    gen = _guard("generator", lambda: paper_generator(paper.dim, paper.batch_size, repeats))
+    gen = _guard(lambda: paper_generator(paper.dim, paper.batch_size, repeats))
     recs.append(common.record("accelerator", "paper_generator", **device, **with_fraction(gen)))
-    step = _guard("step", lambda: paper_step(paper.dim, paper.batch_size, repeats))
+    step = _guard(lambda: paper_step(paper.dim, paper.batch_size, repeats))
     recs.append(common.record("accelerator", "paper_wgan_gp_step", **device, **with_fraction(step)))
     for clips in (64, 2048):
-        mel = _guard("mel", lambda c=clips: mel_throughput(c, repeats))
+        mel = _guard(lambda c=clips: mel_throughput(c, repeats))
         recs.append(common.record("accelerator", f"mel_{clips}_clips", **device, **mel))
     return recs
 

@@ -46,15 +46,17 @@ def machine() -> dict:
 
 
 def time_call(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict:
-    """Median/min wall seconds of ``fn()`` (fn must block until its result is ready)."""
+    """Median/min wall seconds of ``fn()`` (fn must block until its result is ready), and the warm-up's."""
+    t0 = time.perf_counter()
     for _ in range(warmup):
         fn()
+    warmup_s = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "min_s": min(times), "times_s": times}
+    return {"median_s": statistics.median(times), "min_s": min(times), "times_s": times, "warmup_s": warmup_s}
 
 
 def alternate(fns: dict[str, Callable[[], float]], rounds: int) -> dict[str, dict]:
@@ -70,15 +72,19 @@ def alternate(fns: dict[str, Callable[[], float]], rounds: int) -> dict[str, dic
     return {k: {"median_s": statistics.median(v), "min_s": min(v), "times_s": v} for k, v in got.items()}
 
 
-def measure_matmul_peak(quick: bool = False) -> dict:
-    """Best jitted float32 dense-matmul FLOP/s over a few square sizes (the roofline here)."""
+def measure_matmul_peak(quick: bool = False, sizes=None, dtype: str = "float32", precision=None,
+                        repeats: int | None = None) -> dict:
+    """Best jitted dense-matmul FLOP/s over a few square sizes (the roofline here).
+
+    Defaults: float32 at the backend's default precision, sizes 512-2048.
+    """
     import jax
     import jax.numpy as jnp
     best = {"flops_per_s": 0.0}
-    for n in ([512, 1024] if quick else [512, 1024, 2048]):
-        a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
-        f = jax.jit(lambda x, y: x @ y)
-        t = time_call(lambda: f(a, a).block_until_ready(), repeats=3 if quick else 7, warmup=2)
+    for n in sizes or ([512, 1024] if quick else [512, 1024, 2048]):
+        a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32), dtype)
+        f = jax.jit(lambda x, y: jnp.dot(x, y, precision=precision))
+        t = time_call(lambda: f(a, a).block_until_ready(), repeats=repeats or (3 if quick else 7), warmup=2)
         fl = 2.0 * n ** 3 / t["min_s"]
         if fl > best["flops_per_s"]:
             best = {"flops_per_s": fl, "n": n}

@@ -66,8 +66,6 @@ def mel_suite(ctx: common.Context) -> list[dict]:
     xla_fn = jax.jit(lambda x: features.mel_spectrogram(x, SAMPLE_RATE, N_FFT, HOP, N_MELS, impl="xla"))
     naive_fn = _naive_mel(SAMPLE_RATE, N_FFT, HOP, N_MELS)
     fns = {"jax": jax_fn, "jax_xla": xla_fn, "jax_naive": naive_fn}
-    # What the default picked: the host kernel on one CPU device, else XLA's FFT.
-    default_impl = "host" if "callback" in jax_fn.lower(wave_dev).as_text() else "xla"
 
     def run_librosa():
         return librosa.feature.melspectrogram(y=wave, sr=SAMPLE_RATE, n_fft=N_FFT,
@@ -115,7 +113,7 @@ def mel_suite(ctx: common.Context) -> list[dict]:
                              **extra, **setup)
 
     records = []
-    impls = {"jax": default_impl, "jax_xla": "xla", "jax_naive": "naive"}
+    impls = {"jax": features.default_impl(N_FFT), "jax_xla": "xla", "jax_naive": "naive"}
     for who in fns:
         suffix = "" if who == "jax" else who[3:]
         # max_err: largest |JAX - librosa| over the batch, relative to each clip's maximum.
