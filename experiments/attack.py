@@ -9,24 +9,28 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from maskgan_jax.vocab import ADVERSARIES, DENOISE_FRONT_END, MODEL_FAMILIES, TASKS
+
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("task", None, ["mgi", "udi", "sei", "commands"],
+flags.DEFINE_enum("task", None, list(TASKS),
                   "Inference task: music genre (FMA), speaker demographics (Common Voice), "
                   "speech emotion (RAVDESS), or speech commands (utility).")
 flags.DEFINE_string("data_dir", None, "Corpus folder in its public layout (default: the embedded corpus).")
 flags.DEFINE_string("cache_dir", None, "Embedded corpora and array stores (default $MASKGAN_JAX_CACHE "
-                    "or ~/.cache/maskgan-jax).")
+                    "or ~/.cache/maskgan_jax).")
 flags.DEFINE_enum("data_size", "default", ["default", "tiny"], "Size of the embedded corpus.")
 flags.DEFINE_enum("config", "cpu", ["tiny", "cpu", "paper"], "Named attack config (sizes and schedule).")
-flags.DEFINE_enum("model", "cnn", ["cnn", "rnn", "crnn"], "Attacker family.")
+flags.DEFINE_enum("model", "cnn", list(MODEL_FAMILIES), "Attacker family.")
 flags.DEFINE_integer("folds", None, "K of the K-fold cross-validation (1 = the corpus's own splits).")
 flags.DEFINE_string("noise", "none", "none | white | pink | brown | gan:WORKDIR | dir:FOLDER_OF_WAVS")
 flags.DEFINE_float("noise_spl", 45.0, "Masking noise level, dB SPL (at most 45 unless allowed).")
 flags.DEFINE_float("speech_spl", 60.0, "Speech level, dB SPL (the SNR is speech_spl - noise_spl).")
 flags.DEFINE_bool("allow_above_comfort", False, "Allow --noise_spl above the 45 dB SPL comfort limit.")
-flags.DEFINE_enum("adversary", "static", ["static", "adaptive"],
-                  "static: trained on clean audio; adaptive: trained on masked audio.")
-flags.DEFINE_string("front_end", "none", "Adversary front end before the log-mel (none, wiener, subtraction).")
+flags.DEFINE_enum("adversary", "static", list(ADVERSARIES),
+                  "static: trained on clean audio; adaptive: trained on masked audio; denoise: a "
+                  "denoising front end (--front_end, default wiener) before its log-mel.")
+flags.DEFINE_string("front_end", None, "Adversary front end before the log-mel: none, wiener, subtraction "
+                    "(default: wiener for --adversary=denoise, else none).")
 flags.DEFINE_enum("front_end_at", "test", ["test", "both"], "Apply the front end at test time or also in training.")
 flags.DEFINE_integer("seed", 0, "Seed of folds, initialisation, batch order and noise.")
 flags.DEFINE_integer("epochs", None, "Maximum epochs per fold (early stopping may end sooner).")
@@ -45,8 +49,10 @@ flags.mark_flags_as_required(["task", "out"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    # Imported here so that --help answers without loading JAX.
     from experiments.configs import attack as configs
     from maskgan_jax import attack
+    from maskgan_jax.data import cache
     over = {k: getattr(FLAGS, k) for k in ("folds", "epochs", "patience", "batch_size", "learning_rate",
                                           "hidden", "layers", "cell", "num_devices")
             if getattr(FLAGS, k) is not None}
@@ -59,12 +65,12 @@ def main(argv):
         cfg = configs.get(FLAGS.config, FLAGS.model, task=FLAGS.task, noise=FLAGS.noise,
                           noise_spl=FLAGS.noise_spl, speech_spl=FLAGS.speech_spl,
                           allow_above_comfort=FLAGS.allow_above_comfort, adversary=FLAGS.adversary,
-                          front_end=FLAGS.front_end, front_end_at=FLAGS.front_end_at, seed=FLAGS.seed,
+                          front_end=FLAGS.front_end or (DENOISE_FRONT_END if FLAGS.adversary == "denoise" else "none"), front_end_at=FLAGS.front_end_at, seed=FLAGS.seed,
                           **over).validate()
     except ValueError as e:
         raise app.UsageError(str(e)) from None
     try:
-        data = attack.open_task_data(FLAGS.task, FLAGS.data_dir, FLAGS.cache_dir, FLAGS.data_size)
+        data = cache.open_task_store(FLAGS.task, FLAGS.data_dir, FLAGS.cache_dir, FLAGS.data_size)
     except ValueError as e:   # includes the layout loaders' LayoutError
         raise app.UsageError(str(e)) from None
     records = attack.run_attack(cfg, data, FLAGS.out)

@@ -22,6 +22,8 @@ flags.DEFINE_float("fullscale_spl", 90.0, "Playback calibration: dB SPL of a 0 d
 flags.DEFINE_float("crossfade_ms", 50.0, "Cross-fade between consecutive clips of a stream.")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 flags.DEFINE_integer("seed", 0, "Random seed of the latents.")
+flags.DEFINE_string("target_dir", None, "The training target's folder, for a run trained on dir:FOLDER "
+                    "(config.json's folder is followed only when it lies inside the workdir).")
 
 
 def main(argv):
@@ -31,16 +33,17 @@ def main(argv):
         raise app.UsageError("--workdir and --out are required")
     if (FLAGS.seconds is None) == (FLAGS.num_clips is None):
         raise app.UsageError("give exactly one of --seconds (one stream) or --num_clips (separate clips)")
-    from maskgan_jax import gan, gan_generate, levels
+    # Imported here so that --help answers without loading JAX.
+    from maskgan_jax import gan_generate, levels
     absl_logging.set_verbosity(absl_logging.WARNING)
     if FLAGS.spl_db > levels.COMFORT_LIMIT_SPL and not FLAGS.allow_above_comfort:
         raise app.UsageError(f"--spl_db={FLAGS.spl_db} is above the {levels.COMFORT_LIMIT_SPL:g} dB SPL comfort "
                              f"limit; pass --allow_above_comfort for research sweeps")
     try:
-        report = gan.generate_noise(FLAGS.workdir, FLAGS.out, num_clips=FLAGS.num_clips, seconds=FLAGS.seconds,
-                                    spl_db=FLAGS.spl_db, allow_above_comfort=FLAGS.allow_above_comfort,
-                                    seed=FLAGS.seed, fullscale_spl=FLAGS.fullscale_spl,
-                                    crossfade_ms=FLAGS.crossfade_ms, step=FLAGS.step)
+        report = gan_generate.generate_noise(
+            FLAGS.workdir, FLAGS.out, num_clips=FLAGS.num_clips, seconds=FLAGS.seconds, spl_db=FLAGS.spl_db,
+            allow_above_comfort=FLAGS.allow_above_comfort, seed=FLAGS.seed, fullscale_spl=FLAGS.fullscale_spl,
+            crossfade_ms=FLAGS.crossfade_ms, step=FLAGS.step, target_dir=FLAGS.target_dir)
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(f"--workdir={FLAGS.workdir}: {e}") from None
     print(gan_generate.format_report(report))

@@ -79,6 +79,7 @@ def build_config():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    # Imported here so that --help answers without loading JAX.
     from absl import logging
     from maskgan_jax import study
     if not FLAGS["verbosity"].present:
@@ -96,9 +97,9 @@ def main(argv):
 
 def study_cells_check(spec: str) -> None:
     """Validates --cells and --worker/--num_workers before any work starts."""
-    from maskgan_jax import study_cells
-    study_cells.parse_filter(spec)
-    study_cells.select([], spec, FLAGS.worker, FLAGS.num_workers)
+    from maskgan_jax import study_grid   # see main
+    study_grid.parse_filter(spec)
+    study_grid.select([], spec, FLAGS.worker, FLAGS.num_workers)
 
 
 def run():

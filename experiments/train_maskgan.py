@@ -43,6 +43,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required")
+    # Imported here so that --help answers without loading JAX.
     from experiments.configs import maskgan as configs
     from maskgan_jax import gan, parallel
     try:

@@ -149,15 +149,15 @@ def runs_drop(x, t, eq_possible, prev):
     return n1, n2, ch, nn, last
 
 
-def _clip_median(x, fine, coarse):
+def _clip_median(x, fine):
     """(np.median of x, ok) inside numba: histogram for int16, sampled band for floats."""
 
 
 @overload(_clip_median, jit_options={"cache": True, "nogil": True})
-def _clip_median_impl(x, fine, coarse):
+def _clip_median_impl(x, fine):
     if x.dtype == types.int16:
-        return lambda x, fine, coarse: (_median.median_i16_clip(x, fine), True)
-    return lambda x, fine, coarse: _median.median_float(x)
+        return lambda x, fine: (_median.median_i16_clip(x, fine), True)
+    return lambda x, fine: _median.median_float(x)
 
 
 def _single_median(x):
@@ -210,10 +210,10 @@ def _threshold_impl(x, c):
 
 
 @nb.njit(cache=True, nogil=True)
-def _score_one(x, cutoff_kind, cutoff_value, mode, drop, fine, coarse):
+def _score_one(x, cutoff_kind, cutoff_value, mode, drop, fine):
     # One clip: (z, p, runs, n1, n2, cutoff, ok). cutoff_kind 0 median, 1 mean, 2 value.
     if cutoff_kind == 0:
-        c, ok = _clip_median(x, fine, coarse)
+        c, ok = _clip_median(x, fine)
         if not ok:
             return 0.0, 1.0, np.int64(0), np.int64(0), np.int64(0), c, False
     elif cutoff_kind == 1:
@@ -274,7 +274,6 @@ def _fused_median_runs(x):
 @nb.njit(cache=True, nogil=True)
 def _score_single(x, cutoff_kind, cutoff_value, mode, drop):
     fine = np.zeros(1, np.int32)
-    coarse = np.zeros(1, np.int32)
     if cutoff_kind == 0 and not drop and x.size >= FUSED_MIN:
         status, c, n1, r = _fused_median_runs(x)
         if status < 0:
@@ -287,8 +286,8 @@ def _score_single(x, cutoff_kind, cutoff_value, mode, drop):
         c, ok = _single_median(x)
         if not ok:
             return 0.0, 1.0, np.int64(0), np.int64(0), np.int64(0), c, False
-        return _score_one(x, 2, c, mode, drop, fine, coarse)
-    return _score_one(x, cutoff_kind, cutoff_value, mode, drop, fine, coarse)
+        return _score_one(x, 2, c, mode, drop, fine)
+    return _score_one(x, cutoff_kind, cutoff_value, mode, drop, fine)
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
@@ -296,9 +295,8 @@ def _score_batch(x, cutoff_kind, cutoff_value, mode, drop, nwork, z, p, r, n1, n
     nclips = x.shape[0]
     for w in nb.prange(nwork):
         fine = np.zeros(_median.CLIP_SCRATCH, np.int32)
-        coarse = np.zeros(1, np.int32)
         for c in range(w * nclips // nwork, (w + 1) * nclips // nwork):
-            res = _score_one(x[c], cutoff_kind, cutoff_value, mode, drop, fine, coarse)
+            res = _score_one(x[c], cutoff_kind, cutoff_value, mode, drop, fine)
             z[c], p[c], r[c], n1[c], n2[c], cut[c], ok[c] = res
 
 

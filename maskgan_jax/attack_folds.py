@@ -5,6 +5,8 @@ from typing import Sequence
 
 import numpy as np
 
+from maskgan_jax import keys
+
 
 def item_groups(groups: Sequence[str]) -> np.ndarray:
     """Group key per item; an item without a group is a group of its own."""
@@ -13,14 +15,14 @@ def item_groups(groups: Sequence[str]) -> np.ndarray:
 
 def group_kfold(groups: Sequence[str], folds: int, seed: int) -> np.ndarray:
     """Fold index [N] so that no group spans two folds, folds balanced by item count, seeded."""
-    keys = item_groups(groups)
-    uniq, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    group_of = item_groups(groups)
+    uniq, inverse, counts = np.unique(group_of, return_inverse=True, return_counts=True)
     if folds < 2:
         raise ValueError(f"--folds={folds}: K-fold needs at least 2 folds")
     if uniq.size < folds:
         raise ValueError(f"--folds={folds}: the corpus has only {uniq.size} speaker/actor/artist "
                          "groups, fewer than the folds")
-    rng = np.random.default_rng([seed, 0x6b66])
+    rng = keys.kfold(seed)
     order = rng.permutation(uniq.size)
     # Largest groups first (ties in the shuffled order), each to the emptiest fold.
     order = order[np.argsort(-counts[order], kind="stable")]
@@ -34,22 +36,21 @@ def group_kfold(groups: Sequence[str], folds: int, seed: int) -> np.ndarray:
 
 
 def validation_split(train_idx: np.ndarray, groups: Sequence[str], fraction: float,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Splits training indices into (train, valid) by group, about ``fraction`` of items in valid."""
-    keys = item_groups(groups)[train_idx]
-    uniq = np.unique(keys)
+    group_of = item_groups(groups)[train_idx]
+    uniq = np.unique(group_of)
     if uniq.size < 2:
         raise ValueError("the training folds hold a single speaker/actor/artist group: "
                          "no group is left for the validation split")
-    rng = np.random.default_rng([seed, 0x7661])
     chosen, n = set(), 0
     target = max(1, int(round(fraction * train_idx.size)))
     for g in uniq[rng.permutation(uniq.size)]:
         if n >= target or len(chosen) == uniq.size - 1:
             break
         chosen.add(g)
-        n += int(np.count_nonzero(keys == g))
-    in_valid = np.fromiter((k in chosen for k in keys), bool, keys.size)
+        n += int(np.count_nonzero(group_of == g))
+    in_valid = np.fromiter((k in chosen for k in group_of), bool, group_of.size)
     return train_idx[~in_valid], train_idx[in_valid]
 
 
@@ -66,12 +67,14 @@ def fold_indices(groups: Sequence[str], splits: Sequence[str], folds: int, seed:
         valid = np.flatnonzero(splits == "valid")
         train = np.flatnonzero((splits == "train") | (splits == ""))
         if valid.size == 0:
-            train, valid = validation_split(train, [groups[i] for i in range(n)], val_fraction, seed)
+            train, valid = validation_split(train, [groups[i] for i in range(n)], val_fraction,
+                                            keys.validation(seed))
         return [{"train": train, "valid": valid, "test": test}]
     fold_of = group_kfold(groups, folds, seed)
     out = []
     for f in range(folds):
         test = np.flatnonzero(fold_of == f)
-        train, valid = validation_split(np.flatnonzero(fold_of != f), groups, val_fraction, seed + 7919 * f)
+        train, valid = validation_split(np.flatnonzero(fold_of != f), groups, val_fraction,
+                                        keys.validation(seed, f))
         out.append({"train": train, "valid": valid, "test": test})
     return out

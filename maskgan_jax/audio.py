@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 import soxr
+from absl import logging
 
-_INT16_SCALE = 32768.0
+from maskgan_jax.vocab import INT16_SCALE, SAMPLE_RATE
+
 # Compressed formats report a frame count that is an estimate for some streams (an MP3
 # without a Xing/Info header); a shortfall below this is not called truncation.
 _COMPRESSED_TOLERANCE = 0.01
@@ -201,7 +203,7 @@ def fit_length(wave: np.ndarray, length: int, crop: str = "center",
     return out
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = 16000, length: int | None = None,
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, length: int | None = None,
                crop: str = "center", seed: Any = None) -> np.ndarray:
     """Decodes an audio file to float32 mono [T] at ``sample_rate``, cropped/padded to ``length``.
 
@@ -259,19 +261,24 @@ def float_to_int16(wave: np.ndarray) -> tuple[np.ndarray, int]:
     if not np.isfinite(x).all():
         raise ValueError("float_to_int16: the wave has NaN/Inf samples")
     n_clipped = int(np.count_nonzero((x > 1.0) | (x < -1.0)))
-    q = np.clip(np.rint(x.astype(np.float64) * _INT16_SCALE), -32768, 32767).astype(np.int16)
+    q = np.clip(np.rint(x.astype(np.float64) * INT16_SCALE), -32768, 32767).astype(np.int16)
     return q, n_clipped
 
 
-def int16_to_float(pcm: np.ndarray) -> np.ndarray:
-    """int16 PCM -> float32 audio (value / 32768, as soundfile reads 16-bit files)."""
-    x = np.asarray(pcm)
+def int16_to_float(pcm):
+    """int16 PCM -> float32 audio (value / 32768, as soundfile reads 16-bit files).
+
+    Takes numpy arrays and JAX arrays alike (also inside ``jit``), so that every conversion
+    in the library is this one.
+    """
+    # JAX arrays and tracers have dtype/astype; anything else becomes a numpy array.
+    x = pcm if hasattr(pcm, "dtype") and hasattr(pcm, "astype") else np.asarray(pcm)
     if x.dtype != np.int16:
         raise TypeError(f"int16_to_float needs int16 PCM, got dtype {x.dtype}")
-    return x.astype(np.float32) * np.float32(1.0 / _INT16_SCALE)
+    return x.astype(np.float32) * np.float32(1.0 / INT16_SCALE)
 
 
-def save_wav(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = 16000) -> int:
+def save_wav(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> int:
     """Writes float audio [T] (or [T, channels]) as a 16-bit PCM wav; returns the clipped count.
 
     Samples outside [-1, 1] are clipped and counted; a non-zero count is also logged as a
@@ -286,7 +293,6 @@ def save_wav(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = 16000
         raise ValueError(f"{path}: refusing to write a wave with NaN/Inf samples")
     pcm, n_clipped = float_to_int16(x.astype(np.float32, copy=False))
     if n_clipped:
-        from absl import logging
         logging.warning("%s: %d of %d samples clipped to [-1, 1] when writing 16-bit PCM",
                         path, n_clipped, x.size)
     sf.write(path, pcm, int(sample_rate), subtype="PCM_16", format="WAV")

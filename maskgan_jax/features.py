@@ -30,6 +30,7 @@ from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from kernels import stft_mel
+from maskgan_jax import audio
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 # librosa's Slaney mel scale: linear below 1 kHz, logarithmic above.
@@ -156,7 +157,7 @@ def _as_float_audio(wave):
     wave = jnp.asarray(wave)
     if wave.dtype == jnp.int16:
         # int16 PCM travels to the device at half the bytes; scale on device.
-        return wave.astype(jnp.float32) * (1.0 / 32768.0)
+        return audio.int16_to_float(wave)
     if not jnp.issubdtype(wave.dtype, jnp.floating):
         raise TypeError(f"mel_spectrogram takes float or int16 audio, got dtype {wave.dtype}")
     return wave.astype(jnp.float32)

@@ -26,8 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from maskgan_jax import checkpoint, noise, parallel, results
+from maskgan_jax import audio, checkpoint, keys, noise, parallel, results
+from maskgan_jax.data.base import resolve_inside
 from maskgan_jax.models import wavegan
+from maskgan_jax.vocab import SAMPLE_RATE
 
 log = logging.getLogger("maskgan_jax.gan")
 
@@ -114,7 +116,7 @@ def optimizer(config: GanConfig) -> optax.GradientTransformation:
 
 def init_state(config: GanConfig, key: jax.Array | None = None) -> dict:
     """Fresh training state: params, optimizer states, step 0 and the run's base key (raw uint32)."""
-    key = jax.random.key(config.seed) if key is None else key
+    key = keys.root(config.seed) if key is None else key
     return _init_state(dataclasses.replace(config, **_NEUTRAL), key)
 
 
@@ -136,7 +138,6 @@ def _init_state(config: GanConfig, key: jax.Array) -> dict:
 
 def load_corpus(path: str, slice_len: int) -> np.ndarray:
     """All audio files of a folder, mono 16 kHz, concatenated into one float32 array (at least one slice)."""
-    from maskgan_jax import audio
     if not os.path.isdir(path):
         raise ValueError(f"target folder {path!r} does not exist")
     waves, broken = [], []
@@ -145,7 +146,7 @@ def load_corpus(path: str, slice_len: int) -> np.ndarray:
         if not os.path.isfile(full) or name.startswith(".") or name.endswith((".json", ".jsonl", ".txt")):
             continue
         try:
-            waves.append(np.asarray(audio.load_audio(full, 16000), np.float32))
+            waves.append(np.asarray(audio.load_audio(full, SAMPLE_RATE), np.float32))
         except audio.AudioError as e:
             broken.append(f"{full}: {e}")
     for b in broken:
@@ -282,7 +283,7 @@ def _make_train_step(config: GanConfig, mesh) -> Callable:
 
 def step_key(state: dict, step: int) -> jax.Array:
     """The key of training step ``step`` (a function of the run's base key and the step only)."""
-    return jax.random.fold_in(jax.random.wrap_key_data(state["key"]), step)
+    return keys.gan_step(state["key"], step)
 
 
 # ---------------------------------------------------------------------------- guards
@@ -327,6 +328,25 @@ def _write_config(workdir: str, config: GanConfig) -> None:
         results.write_text_atomic(path, json.dumps(config.to_json(), indent=1))
 
 
+def target_folder(config: GanConfig, workdir: str, given: str | None = None) -> str:
+    """The folder of a ``dir:`` target named by a workdir's config.json, resolved safely.
+
+    A path read from a workdir's config must stay inside that workdir (a relative path
+    without '..'); any other folder is used only when the caller names it (``given``, e.g.
+    generate_noise's --target_dir), never followed from the file alone.
+    """
+    if not config.target.startswith("dir:"):
+        raise ValueError(f"target {config.target!r} is not a dir: target")
+    if given:
+        return given
+    path = config.target[len("dir:"):]
+    inside = None if os.path.isabs(path) else resolve_inside(workdir, path)
+    if inside is None:
+        raise ValueError(f"{os.path.join(workdir, CONFIG_FILE)} names target dir:{path}, outside the "
+                         f"workdir; pass its folder explicitly (--target_dir) to use it")
+    return inside
+
+
 def read_config(workdir: str) -> GanConfig:
     """The config a MaskGAN run in ``workdir`` was trained with."""
     path = os.path.join(workdir, CONFIG_FILE)
@@ -353,7 +373,6 @@ def train(config: GanConfig, workdir: str, num_devices: int | None = None, stop_
     written), as a pre-emption would. Metrics go to ``workdir/metrics.jsonl`` (one line per
     ``log_every`` steps), checkpoints to ``workdir/checkpoints``.
     """
-    from maskgan_jax import results
     config.validate()
     say = log_fn or log.info
     os.makedirs(workdir, exist_ok=True)
@@ -444,11 +463,3 @@ def load_noise_sampler(workdir: str, step: int | None = None) -> tuple[Callable[
         return gen.apply({"params": g_params}, wavegan.sample_latent(key, batch, config.latent_dim))
 
     return sample_fn, {"config": config.to_json(), "step": int(got_step), "workdir": os.path.abspath(workdir)}
-
-
-def generate_noise(workdir: str, out: str, num_clips: int | None = None, seconds: float | None = None,
-                   spl_db: float = 45.0, allow_above_comfort: bool = False, seed: int = 0, **kwargs) -> dict:
-    """Writes calibrated 16-bit noise from a trained MaskGAN (see `gan_generate.generate_noise`)."""
-    from maskgan_jax import gan_generate
-    return gan_generate.generate_noise(workdir, out, num_clips=num_clips, seconds=seconds, spl_db=spl_db,
-                                       allow_above_comfort=allow_above_comfort, seed=seed, **kwargs)

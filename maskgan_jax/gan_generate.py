@@ -114,7 +114,8 @@ def _sample(sample_fn, key: jax.Array, n: int, chunk: int = 16) -> np.ndarray:
 
 def generate_noise(workdir: str, out: str, num_clips: int | None = None, seconds: float | None = None,
                    spl_db: float = 45.0, allow_above_comfort: bool = False, seed: int = 0,
-                   fullscale_spl: float = 90.0, crossfade_ms: float = 50.0, step: int | None = None) -> dict:
+                   fullscale_spl: float = 90.0, crossfade_ms: float = 50.0, step: int | None = None,
+                   target_dir: str | None = None) -> dict:
     """Writes MaskGAN noise at ``spl_db`` dB SPL: ``num_clips`` wavs into folder ``out``, or one
     ``seconds``-long cross-faded stream to the wav ``out``; returns (and writes as JSON) the report."""
     if (num_clips is None) == (seconds is None):
@@ -161,7 +162,7 @@ def generate_noise(workdir: str, out: str, num_clips: int | None = None, seconds
     pcm = np.concatenate([audio.load_audio(f, SAMPLE_RATE) for f in files])
     target = np.asarray(jax.jit(lambda k: gan.sample_target(config, k, min(max(n, 4), 64)))(k_target)) \
         if not config.target.startswith("dir:") else \
-        gan.load_corpus(config.target[4:], t)[None]
+        gan.load_corpus(gan.target_folder(config, workdir, target_dir), t)[None]
     report = {"kind": "noise", "workdir": os.path.abspath(workdir), "step": info["step"], "seed": seed,
               "target": config.target, "spl_db": float(spl_db), "fullscale_spl": fullscale_spl,
               "allow_above_comfort": bool(allow_above_comfort),

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 COMFORT_LIMIT_SPL = 45.0
 DEFAULT_FULLSCALE_SPL = 90.0
@@ -47,11 +49,10 @@ def _check_float(x, name: str):
 
 
 def _check_comfort(spl_db, allow_above_comfort: bool, what: str) -> None:
-    try:
-        spl = np.asarray(spl_db, dtype=np.float64)
-    except Exception as e:  # a jax tracer cannot be checked on the host
+    if isinstance(spl_db, jax.core.Tracer):
         raise TypeError(f"{what} must be a concrete number or array (the comfort limit is "
-                        "checked on the host); inside jit use mix_at_snr_jax") from e
+                        "checked on the host); inside jit use mix_at_snr_jax")
+    spl = np.asarray(spl_db, dtype=np.float64)
     if not np.isfinite(spl).all():
         raise ValueError(f"{what} must be finite, got {spl_db}")
     if not allow_above_comfort and (spl > COMFORT_LIMIT_SPL).any():
@@ -63,7 +64,6 @@ def _check_comfort(spl_db, allow_above_comfort: bool, what: str) -> None:
 def _warn_clipped(n_clipped, size: int, what: str) -> None:
     total = int(np.sum(n_clipped))
     if total:
-        from absl import logging
         logging.warning("%s: %d of %d samples clipped to [-1, 1]", what, total, size)
 
 

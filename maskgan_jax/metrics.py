@@ -2,119 +2,19 @@
 
 Every figure comes with a 95 % interval over its repetitions (folds × seeds): a Student-t
 interval for means, a ratio interval for paired ratios, a seeded percentile bootstrap where
-no closed form fits, and Fisher's z for a Pearson correlation. The distribution functions
-are written here (regularised incomplete beta, bisection) so that the library needs no
-scipy at run time; the tests check them against scipy.
+no closed form fits, and Fisher's z for a Pearson correlation. Distributions come from
+``scipy.stats`` (scipy is installed with jax).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
+from scipy import stats
 
 CONFIDENCE = 0.95
-
-
-# --------------------------------------------------------------------------- distributions
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    ln_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                + a * math.log(x) + b * math.log1p(-x))
-    front = math.exp(ln_front)
-    # The continued fraction converges fast only on its own side of the mean.
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_sf(t: float, df: float) -> float:
-    """Upper tail P(T > t) of Student's t with ``df`` degrees of freedom."""
-    if math.isinf(t):
-        return 0.0 if t > 0 else 1.0
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
-    return tail if t >= 0 else 1.0 - tail
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) of Student's t."""
-    return 1.0 - t_sf(t, df)
-
-
-def _bisect_upper(sf: Callable[[float], float], q: float, hi: float) -> float:
-    """The x >= 0 with sf(x) = q for a decreasing survival function (q <= 0.5)."""
-    lo = 0.0
-    while sf(hi) > q:
-        hi *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if sf(mid) > q:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-14 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
-
-
-def t_ppf(p: float, df: float) -> float:
-    """Quantile of Student's t (p in (0, 1))."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"t_ppf: p must be in (0, 1), got {p}")
-    if df <= 0:
-        raise ValueError(f"t_ppf: df must be positive, got {df}")
-    if p == 0.5:
-        return 0.0
-    x = _bisect_upper(lambda v: t_sf(v, df), min(p, 1.0 - p), 10.0)
-    return x if p > 0.5 else -x
-
-
-def norm_sf(x: float) -> float:
-    """Upper tail of the standard normal."""
-    return 0.5 * math.erfc(x / math.sqrt(2.0))
-
-
-def norm_ppf(p: float) -> float:
-    """Quantile of the standard normal (p in (0, 1))."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"norm_ppf: p must be in (0, 1), got {p}")
-    if p == 0.5:
-        return 0.0
-    x = _bisect_upper(norm_sf, min(p, 1.0 - p), 8.0)
-    return x if p > 0.5 else -x
 
 
 # --------------------------------------------------------------------------- estimates
@@ -165,25 +65,8 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate
     if n < 2:
         return Estimate(m, math.nan, math.nan, n, "t")
     sd = float(a.std(ddof=1))
-    half = t_ppf(0.5 + confidence / 2.0, n - 1) * sd / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * sd / math.sqrt(n)
     return Estimate(m, m - half, m + half, n, "t")
-
-
-def bootstrap_ci(values: Sequence[float], statistic: Callable[[np.ndarray], float] = np.mean,
-                 confidence: float = CONFIDENCE, n_boot: int = 2000, seed: int = 0) -> Estimate:
-    """Percentile bootstrap interval of ``statistic`` (seeded, so reruns agree)."""
-    a = _as_1d(values, "bootstrap_ci")
-    value = float(statistic(a))
-    if a.size < 2:
-        return Estimate(value, math.nan, math.nan, a.size, "bootstrap")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, a.size, size=(n_boot, a.size))
-    stats = np.array([statistic(a[i]) for i in idx], dtype=np.float64)
-    stats = stats[np.isfinite(stats)]
-    if stats.size == 0:
-        return Estimate(value, math.nan, math.nan, a.size, "bootstrap")
-    lo, hi = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return Estimate(value, float(lo), float(hi), a.size, "bootstrap")
 
 
 # --------------------------------------------------------------------------- the paper's metrics
@@ -233,7 +116,7 @@ def ratio_ci(numerators: Sequence[float], denominators: Sequence[float], paired:
             return Estimate(value, math.nan, math.nan, n, "t-delta")
         # Linearised ratio residuals: their mean is 0 and their spread is the ratio's.
         resid = (num - value * den) / den.mean()
-        half = t_ppf(0.5 + confidence / 2.0, n - 1) * float(resid.std(ddof=1)) / math.sqrt(n)
+        half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * float(resid.std(ddof=1)) / math.sqrt(n)
         return Estimate(value, value - half, value + half, n, "t-delta")
     if num.size < 2 or den.size < 2:
         return Estimate(value, math.nan, math.nan, min(num.size, den.size), "bootstrap")
@@ -241,8 +124,8 @@ def ratio_ci(numerators: Sequence[float], denominators: Sequence[float], paired:
     bn = num[rng.integers(0, num.size, size=(n_boot, num.size))].mean(axis=1)
     bd = den[rng.integers(0, den.size, size=(n_boot, den.size))].mean(axis=1)
     ok = bd > 0
-    stats = bn[ok] / bd[ok]
-    lo, hi = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
+    ratios = bn[ok] / bd[ok]
+    lo, hi = np.quantile(ratios, [(1 - confidence) / 2, (1 + confidence) / 2])
     return Estimate(value, float(lo), float(hi), min(num.size, den.size), "bootstrap")
 
 
@@ -275,22 +158,6 @@ def randomness_summary(p_values: Sequence[float], alpha: float = 0.05,
 
 # --------------------------------------------------------------------------- correlation, RTMR
 
-def rankdata(x: Sequence[float]) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank."""
-    a = np.asarray(x, dtype=np.float64)
-    order = np.argsort(a, kind="mergesort")
-    ranks = np.empty(a.size, dtype=np.float64)
-    sa = a[order]
-    i = 0
-    while i < a.size:
-        j = i
-        while j + 1 < a.size and sa[j + 1] == sa[i]:
-            j += 1
-        ranks[order[i:j + 1]] = 0.5 * (i + j) + 1.0
-        i = j + 1
-    return ranks
-
-
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     """Pearson's r (NaN when either side is constant)."""
     a = np.asarray(x, dtype=np.float64)
@@ -306,18 +173,18 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def _corr_p(r: float, n: int) -> float:
-    """Two-sided p-value of a correlation from t = r·sqrt((n−2)/(1−r²)), df = n − 2."""
+    """Two-sided p-value of a correlation r of n pairs (Student t with n − 2 degrees of freedom)."""
     if n < 3 or not math.isfinite(r):
         return math.nan
     if abs(r) >= 1.0:
         return 0.0
     t = r * math.sqrt((n - 2) / (1.0 - r * r))
-    return min(1.0, 2.0 * t_sf(abs(t), n - 2))
+    return min(1.0, float(2.0 * stats.t.sf(abs(t), n - 2)))
 
 
 def pearson_fisher_ci(x: Sequence[float], y: Sequence[float],
                       confidence: float = CONFIDENCE) -> tuple[Estimate, float]:
-    """Pearson's r with Fisher's z interval (needs n > 3) and its two-sided p-value."""
+    """Pearson's r with Fisher's z interval (scipy's, needs n > 3) and its two-sided p-value."""
     a = _as_1d(x, "pearson x")
     b = _as_1d(y, "pearson y")
     if a.size != b.size:
@@ -326,9 +193,9 @@ def pearson_fisher_ci(x: Sequence[float], y: Sequence[float],
     r = pearson(a, b)
     if n <= 3 or not math.isfinite(r):
         return Estimate(r, math.nan, math.nan, n, "fisher-z"), _corr_p(r, n)
-    z = math.atanh(min(max(r, -1 + 1e-15), 1 - 1e-15))
-    half = norm_ppf(0.5 + confidence / 2.0) / math.sqrt(n - 3)
-    return Estimate(r, math.tanh(z - half), math.tanh(z + half), n, "fisher-z"), _corr_p(r, n)
+    res = stats.pearsonr(a, b)
+    ci = res.confidence_interval(confidence)
+    return Estimate(r, float(ci.low), float(ci.high), n, "fisher-z"), float(res.pvalue)
 
 
 def spearman_bootstrap_ci(x: Sequence[float], y: Sequence[float], confidence: float = CONFIDENCE,
@@ -339,19 +206,21 @@ def spearman_bootstrap_ci(x: Sequence[float], y: Sequence[float], confidence: fl
     if a.size != b.size:
         raise ValueError(f"spearman: x and y differ in length ({a.size} vs {b.size})")
     n = a.size
-    rho = pearson(rankdata(a), rankdata(b))
+    rho = pearson(stats.rankdata(a), stats.rankdata(b))
     p = _corr_p(rho, n)
     if n < 4 or not math.isfinite(rho):
         return Estimate(rho, math.nan, math.nan, n, "bootstrap"), p
+    # A pair bootstrap by hand rather than scipy.stats.bootstrap: resamples whose ranks are
+    # constant have no correlation and are left out instead of turning the interval into NaN.
     rng = np.random.default_rng(seed)
-    stats = []
+    rhos = []
     for idx in rng.integers(0, n, size=(n_boot, n)):
-        r = pearson(rankdata(a[idx]), rankdata(b[idx]))
+        r = pearson(stats.rankdata(a[idx]), stats.rankdata(b[idx]))
         if math.isfinite(r):
-            stats.append(r)
-    if not stats:
+            rhos.append(r)
+    if not rhos:
         return Estimate(rho, math.nan, math.nan, n, "bootstrap"), p
-    lo, hi = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
+    lo, hi = np.quantile(rhos, [(1 - confidence) / 2, (1 + confidence) / 2])
     return Estimate(rho, float(lo), float(hi), n, "bootstrap"), p
 
 

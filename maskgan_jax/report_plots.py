@@ -9,12 +9,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from maskgan_jax.features import log_mel_spectrogram  # noqa: E402
 from maskgan_jax.levels import COMFORT_LIMIT_SPL  # noqa: E402
-from maskgan_jax.report import PRIVACY_TASKS, UTILITY_TASK, _noise_rank  # noqa: E402
+from maskgan_jax.report_summary import RTMR_LABELS, RandomnessKey, RowKey, RtmrKey  # noqa: E402
+from maskgan_jax.vocab import (NOISE_TITLES, PRIVACY_TASKS, SAMPLE_RATE, UTILITY_TASK,  # noqa: E402
+                               adversary_rank, noise_rank)
 
 COLORS = {"clean": "#4d4d4d", "none": "#4d4d4d", "white": "#1f77b4", "pink": "#e377c2",
           "brown": "#8c564b", "gan": "#d62728"}
-SR = 16000
+SR = SAMPLE_RATE
 
 
 def _err(est):
@@ -33,7 +36,6 @@ def _save(fig, out_dir, name) -> str:
 
 def fig_mel(examples: dict, out_dir: str):
     """Fig. 3: log-mel spectrograms of a clean clip, white noise and GAN noise."""
-    from maskgan_jax.features import log_mel_spectrogram
     names = [n for n in ("clean", "white", "gan") if n in examples]
     if not names:
         return None
@@ -46,7 +48,7 @@ def fig_mel(examples: dict, out_dir: str):
         dur = n / SR
         im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma",
                        extent=(0, dur, 0, mel.shape[0]), vmin=mel.max() - 80, vmax=mel.max())
-        ax.set_title({"clean": "clean clip", "white": "white noise", "gan": "MaskGAN noise"}[name])
+        ax.set_title("clean clip" if name == "clean" else NOISE_TITLES[name])
         ax.set_xlabel("time (s)")
         ax.set_ylabel("mel band (of 128, 0–8 kHz)")
         fig.colorbar(im, ax=ax, label="power (dB)")
@@ -58,13 +60,13 @@ def fig_randomness(s: dict, task: str, out_dir: str):
     """Figs. 6–8: mean Wald–Wolfowitz and Cox–Stuart p-values of clean and masked audio."""
     ref = s["ref_level"]
     bars = []
-    c = s["randomness"].get((task, "clean", "none", None))
+    c = s["randomness"].get(RandomnessKey(task, "clean", "none", None))
     if c:
         bars.append(("clean", c))
-    noises = sorted({k[2] for k in s["randomness"] if k[0] == task and k[1] == "masked"},
-                    key=_noise_rank)
+    noises = sorted({k.noise for k in s["randomness"] if k.task == task and k.source == "masked"},
+                    key=noise_rank)
     for n in noises:
-        r = s["randomness"].get((task, "masked", n, ref))
+        r = s["randomness"].get(RandomnessKey(task, "masked", n, ref))
         if r:
             bars.append((f"{n}-masked", r))
     if not bars:
@@ -105,7 +107,7 @@ def fig_accuracy(s: dict, task: str, out_dir: str):
     if t is None or not t["bia_model"]:
         return None
     advs = [a for a in cells.adversaries
-            if any(k[3] == a and k[2] == ref for k in t["model_rows"])] or ["static"]
+            if any(row.adversary == a and row.level == ref for _m, row in t["model_rows"])] or ["static"]
     models = list(t["bia_model"])
     series = ["BIA"] + list(cells.noises)
     fig, axes = plt.subplots(1, len(advs), figsize=(4.6 * len(advs), 3.8), squeeze=False)
@@ -115,7 +117,7 @@ def fig_accuracy(s: dict, task: str, out_dir: str):
             xs, vs, es = [], [], [[], []]
             for i, m in enumerate(models):
                 est = t["bia_model"][m] if name == "BIA" else \
-                    (t["model_rows"].get((m, name, ref, adv)) or {}).get("mia")
+                    (t["model_rows"].get((m, RowKey(name, ref, adv))) or {}).get("mia")
                 if est is None:
                     continue
                 v, (lo, hi) = _err(est)
@@ -141,7 +143,7 @@ def fig_spf(s: dict, out_dir: str):
     """Fig. 13: SPF per noise across levels, one panel per recogniser (adversary setting)."""
     if not s["spf"]:
         return None
-    advs = [a for a in s["cells"].adversaries if any(k[2] == a for k in s["spf"])]
+    advs = [a for a in s["cells"].adversaries if any(k.adversary == a for k in s["spf"])]
     fig, axes = plt.subplots(1, len(advs), figsize=(4.6 * len(advs), 3.6), squeeze=False)
     for ax, adv in zip(axes[0], advs):
         for n in s["cells"].noises:
@@ -164,10 +166,8 @@ def fig_spf(s: dict, out_dir: str):
 
 def fig_rtmr(s: dict, out_dir: str):
     """Fig. 14: randomness of masked audio against mitigation (rows: score, columns: adversary)."""
-    from maskgan_jax.report import RTMR_LABELS
-    order = ("static", "adaptive", "denoise")
-    advs = sorted({k[0] for k in s["rtmr"]}, key=lambda a: order.index(a) if a in order else 9)
-    tests = [t for t in ("ww_z", "cs", "ww") if any(k[1] == t for k in s["rtmr"])]
+    advs = sorted({k.adversary for k in s["rtmr"]}, key=adversary_rank)
+    tests = [t for t in ("ww_z", "cs", "ww") if any(k.test == t for k in s["rtmr"])]
     if not advs or not tests:
         return None
     fig, axes = plt.subplots(len(tests), len(advs), figsize=(4.6 * len(advs), 3.6 * len(tests)),
@@ -175,7 +175,7 @@ def fig_rtmr(s: dict, out_dir: str):
     for i, test in enumerate(tests):
         for j, adv in enumerate(advs):
             ax = axes[i][j]
-            r = s["rtmr"].get((adv, test))
+            r = s["rtmr"].get(RtmrKey(adv, test))
             if r is None:
                 ax.set_axis_off()
                 continue
@@ -202,11 +202,11 @@ def fig_frontier(s: dict, out_dir: str):
     """Privacy–utility–comfort frontier: mitigation against SPF per noise across levels."""
     if not s["frontier"]:
         return None
-    advs = [a for a in s["cells"].adversaries if any(k[0] == a for k in s["frontier"])]
+    advs = [a for a in s["cells"].adversaries if any(k.adversary == a for k in s["frontier"])]
     fig, axes = plt.subplots(1, len(advs), figsize=(4.8 * len(advs), 4.0), squeeze=False)
     for ax, adv in zip(axes[0], advs):
         for n in s["cells"].noises:
-            pts = sorted((lv, p) for (a, nn, lv), p in s["frontier"].items() if a == adv and nn == n)
+            pts = sorted((k.level, p) for k, p in s["frontier"].items() if k.adversary == adv and k.noise == n)
             if not pts:
                 continue
             xs = [p["spf"] for _, p in pts]

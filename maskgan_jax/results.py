@@ -1,6 +1,9 @@
 """Result files: JSON lines written atomically, with the versions and host of the run."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib.metadata as md
 import json
 import os
 import platform
@@ -19,7 +22,6 @@ def _default(o: Any):
     if isinstance(o, np.ndarray):
         return o.tolist()
     if hasattr(o, "__dataclass_fields__"):
-        import dataclasses
         return dataclasses.asdict(o)
     if isinstance(o, Path):
         return str(o)
@@ -29,6 +31,11 @@ def _default(o: Any):
 def dumps(record: dict) -> str:
     """One JSON line (numpy scalars/arrays and dataclasses converted)."""
     return json.dumps(record, default=_default, sort_keys=False)
+
+
+def fingerprint(obj: Any) -> str:
+    """A short hash of a JSON-able object (what decides a result's numbers)."""
+    return hashlib.sha256(dumps(obj).encode()).hexdigest()[:16]
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -83,7 +90,6 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 
 def versions() -> dict:
     """Versions of the libraries that decide the numbers, for every result record."""
-    import importlib.metadata as md
     v = {"python": platform.python_version()}
     for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "numba", "soundfile"):
         try:

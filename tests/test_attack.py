@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 from scipy import stats
 
-from maskgan_jax import attack, attack_folds, attack_noise, parallel
+from maskgan_jax import attack, attack_folds, attack_loop, attack_steps, keys, masking, parallel
+from maskgan_jax.data.batches import ArrayData
 from maskgan_jax.models.attackers import AttackerConfig
 
 T = 4096
@@ -31,7 +32,7 @@ def _toy_data(n=32, classes=4, seed=0, with_missing=False):
         b[::3] = -1
         labels["b"] = b.astype(np.int32)
         classes_["b"] = ["x", "y"]
-    return attack.ArrayData((audio * 32767).astype(np.int16), labels, [f"g{i // 4}" for i in range(n)],
+    return ArrayData((audio * 32767).astype(np.int16), labels, [f"g{i // 4}" for i in range(n)],
                             [""] * n, classes_, "toy")
 
 
@@ -84,11 +85,14 @@ def test_fold_errors_name_the_flag():
 # ------------------------------------------------------------------------------- noise, levels
 
 def test_noise_flag_parsing_and_comfort_limit():
-    assert attack_noise.parse_noise("gan:/x/y") == attack_noise.NoiseSpec("gan", "/x/y")
-    assert attack_noise.parse_noise("pink").name == "pink"
+    assert masking.parse_noise("gan:/x/y") == masking.NoiseSpec("gan", "/x/y")
+    assert masking.parse_noise("pink").name == "pink"
     for bad in ("red", "gan:", "dir"):
         with pytest.raises(ValueError, match="--noise"):
-            attack_noise.parse_noise(bad)
+            masking.parse_noise(bad)
+    with pytest.raises(ValueError, match="--adversary=denoise needs"):
+        _cfg(adversary="denoise").validate()
+    assert _cfg(adversary="denoise", front_end="wiener").validate()
     with pytest.raises(ValueError, match="--noise_spl=50.*comfort"):
         _cfg(noise="white", noise_spl=50.0).validate()
     assert _cfg(noise="white", noise_spl=50.0, allow_above_comfort=True).validate()
@@ -99,13 +103,12 @@ def test_noise_folder_is_calibrated_broken_files_reported_and_segments_are_per_e
     sf.write(tmp_path / "a.wav", 0.01 * rng.standard_normal(3000), 16000)
     sf.write(tmp_path / "b.wav", 0.5 * rng.standard_normal(2000), 16000)
     (tmp_path / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
-    src = attack_noise.make_source(f"dir:{tmp_path}", 1024)
+    src = masking.make_source(f"dir:{tmp_path}", 1024)
     assert src.info["files"] == 2 and len(src.info["broken"]) == 1
     bank = np.asarray(src.arrays[0])
     np.testing.assert_allclose(np.sqrt(np.mean(bank[:3000] ** 2)), 1.0, rtol=1e-4)
     np.testing.assert_allclose(np.sqrt(np.mean(bank[3000:] ** 2)), 1.0, rtol=1e-4)
-    keys = attack_noise.example_keys(jax.random.key(0), jnp.arange(4))
-    seg = np.asarray(src.fn(src.arrays, keys))
+    seg = np.asarray(src.fn(src.arrays, keys.per_example(jax.random.key(0), jnp.arange(4))))
     assert seg.shape == (4, 1024) and len({s.tobytes() for s in seg}) == 4
     # Every segment is a contiguous piece of the bank.
     for s in seg:
@@ -120,37 +123,54 @@ def test_gan_source_fills_the_clip_with_fresh_generator_slices(tmp_path, monkeyp
         return (lambda key, batch: jax.random.normal(key, (batch, 1000))), {"step": 3}
 
     monkeypatch.setattr(gan, "load_noise_sampler", fake_loader)
-    src = attack_noise.make_source(f"gan:{tmp_path}", 2500)
+    src = masking.make_source(f"gan:{tmp_path}", 2500)
     assert src.info["slices_per_clip"] == 3 and src.info["step"] == 3
-    out = np.asarray(src.fn((), attack_noise.example_keys(jax.random.key(0), jnp.arange(2))))
+    out = np.asarray(src.fn((), keys.per_example(jax.random.key(0), jnp.arange(2))))
     assert out.shape == (2, 2500) and out.dtype == np.float32
     assert not np.array_equal(out[0], out[1]) and not np.array_equal(out[0, :1000], out[0, 1000:2000])
     with pytest.raises(ValueError, match="--noise=gan:.*no such"):
-        attack_noise.make_source(f"gan:{tmp_path}/missing", 2500)
+        masking.make_source(f"gan:{tmp_path}/missing", 2500)
 
 
 def test_masked_snr_is_speech_minus_noise_level():
     data = _toy_data(8)
-    cfg = _cfg(noise="white", noise_spl=40.0, speech_spl=60.0, adversary="adaptive")
-    steps = attack.Steps(cfg, [("a", 4)], T, parallel.make_mesh(1), attack_noise.make_source("white", T))
+    snr_db = masking.check_levels(40.0, 60.0, False)
+    program = masking.noise_program("white", T)
     clean = data.audio[:4].astype(np.float32) / 32768
     b = _batch(data, np.arange(4))
-    mixed, _ = attack_noise.mix(steps.source, (), jnp.asarray(clean), jax.random.key(5), jnp.asarray(b["index"]),
-                                steps.snr_db)
+    noise_BxT = program(jax.random.key(5), b["index"])
+    mixed, _ = masking.mix(jnp.asarray(clean), noise_BxT, snr_db)
     noise = np.asarray(mixed) - clean
     snr = 10 * np.log10(np.mean(clean ** 2, -1) / np.mean(noise ** 2, -1))
     np.testing.assert_allclose(snr, 20.0, atol=1e-3)
+    # Each example's noise depends on its store row alone, not on the batch around it.
+    alone = program(jax.random.key(5), b["index"][2:3])
+    np.testing.assert_array_equal(np.asarray(alone)[0], np.asarray(noise_BxT)[2])
+
+
+def test_phases_hear_what_the_adversary_is_trained_and_tested_on():
+    program = masking.noise_program("white", T)
+    for adversary, front_end, at, train, test in (
+            ("static", "none", "test", (False, False), (True, False)),
+            ("adaptive", "none", "test", (True, False), (True, False)),
+            ("denoise", "wiener", "test", (False, False), (True, True)),
+            ("adaptive", "wiener", "both", (True, True), (True, True))):
+        cfg = _cfg(noise="white", adversary=adversary, front_end=front_end, front_end_at=at)
+        tr, te = attack_loop.hearings(cfg, program, 15.0)
+        assert (tr.masked, tr.front) == train and (te.masked, te.front) == test, adversary
+    tr, te = attack_loop.hearings(_cfg(), None, 15.0)
+    assert not tr.masked and not te.masked
 
 
 # ------------------------------------------------------------------------------- loss
 
 def test_missing_labels_are_masked_out_of_the_loss():
     data = _toy_data(8, with_missing=True)
-    steps = attack.Steps(_cfg(), [("a", 4), ("b", 2)], T, parallel.make_mesh(1), None)
+    steps = attack_steps.Steps(_cfg(), [("a", 4), ("b", 2)], T, parallel.make_mesh(1))
     params = jax.jit(steps.model.init)(jax.random.key(0), jnp.zeros((1, 16, 33)))
     b = jax.tree_util.tree_map(jnp.asarray, _batch(data, np.arange(8)))
-    mel, _ = jax.jit(lambda b: steps.log_mel(b, jax.random.key(0), (), False, None))(b)
-    got = float(jax.jit(steps._loss)(params, mel, b))
+    mel, _ = jax.jit(lambda b: steps.log_mel(b, 0.0, False, False))(b)
+    got = float(jax.jit(steps.loss)(params, mel, b))
     logits = {k: np.asarray(v, np.float64) for k, v in jax.jit(steps.model.apply)(params, mel).items()}
     ref = []
     for name in ("a", "b"):
@@ -169,16 +189,19 @@ def _one_step_and_eval(n_devices, model="cnn", noise="white", with_eval=True):
     data = _toy_data(16)
     cfg = _cfg(model, noise=noise, adversary="adaptive", num_devices=n_devices)
     mesh = parallel.make_mesh(n_devices)
-    steps = attack.Steps(cfg, [("a", 4)], T, mesh, attack_noise.make_source(noise, T))
+    steps = attack_steps.get_steps(cfg, [("a", 4)], T, mesh)
+    hear, _ = attack_loop.hearings(cfg, masking.noise_program(noise, T), 15.0)
+    train = steps.train(hear.masked, hear.front)
     state = steps.init(jax.random.key(1))
     key = jax.random.key(2)
-    b = parallel.shard_batch(_batch(data, np.arange(8)), mesh)
-    state, m1 = steps.train_step(state, b, key, steps.noise_arrays)
-    state, m2 = steps.train_step(state, b, key, steps.noise_arrays)
+    b = hear.with_noise(parallel.shard_batch(_batch(data, np.arange(8)), mesh), key)
+    state, m1 = train(state, b, key, hear.snr_db)
+    state, m2 = train(state, b, key, hear.snr_db)
     if not with_eval:
         return float(m1["loss"]), float(m2["loss"]), None, None
-    ev = steps.eval_step["test"](state["params"], parallel.shard_batch(_batch(data, np.arange(8, 16)), mesh),
-                                 key, steps.noise_arrays)
+    ev = steps.evaluate(True, False)(state["params"],
+                                     hear.with_noise(parallel.shard_batch(_batch(data, np.arange(8, 16)), mesh), key),
+                                     key, hear.snr_db)
     return float(m1["loss"]), float(m2["loss"]), jax.device_get(state["params"]), jax.device_get(ev)
 
 
@@ -223,7 +246,7 @@ def test_summary_ci_is_the_student_t_interval():
 
 def test_tiny_ravdess_layout_corpus_end_to_end_through_loader_and_store(tmp_path):
     """A RAVDESS-layout corpus on disk -> layout loader -> int16 store -> 2-fold attack, above chance."""
-    from maskgan_jax.data import layouts, store
+    from maskgan_jax.data import layouts, store_build
     rng = np.random.default_rng(0)
     t = np.arange(T) / 16000.0
     for actor in range(1, 7):
@@ -236,7 +259,7 @@ def test_tiny_ravdess_layout_corpus_end_to_end_through_loader_and_store(tmp_path
                 name = f"03-01-{emo:02d}-01-01-{rep:02d}-{actor:02d}.wav"
                 sf.write(tmp_path / "c" / f"Actor_{actor:02d}" / name, w, 16000, subtype="PCM_16")
     corpus = layouts.load_corpus(str(tmp_path / "c"), "sei")
-    st = store.open_or_build_store(corpus, str(tmp_path / "store"), length=T, workers=1, progress=False)
+    st = store_build.open_or_build_store(corpus, str(tmp_path / "store"), length=T, workers=1, progress=False)
     cfg = _cfg(folds=2, epochs=6, patience=6, batch_size=8, val_fraction=0.2, noise="white")
     out = str(tmp_path / "out.jsonl")
     recs = attack.run_attack(cfg, st, out, log=lambda s: None)

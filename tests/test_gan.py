@@ -155,3 +155,16 @@ def test_config_validation_names_the_field():
     assert (cfg.learning_rate, cfg.beta1, cfg.beta2, cfg.loss, cfg.target) == (1e-4, 0.5, 0.9, "wgan-gp", "white")
     assert gan.GanConfig.from_json(cfg.to_json()) == cfg
     assert dataclasses.replace(cfg, steps=5) != cfg
+
+
+def test_a_dir_target_read_from_config_json_stays_inside_the_workdir(tmp_path):
+    wd = tmp_path / "run"
+    (wd / "noise").mkdir(parents=True)
+    cfg = gan.GanConfig(target="dir:noise")
+    assert gan.target_folder(cfg, str(wd)) == str(wd / "noise")
+    for escaping in ("dir:../elsewhere", "dir:noise/../../elsewhere", f"dir:{tmp_path}/elsewhere"):
+        with pytest.raises(ValueError, match="outside the workdir.*--target_dir"):
+            gan.target_folder(gan.GanConfig(target=escaping), str(wd))
+    # A folder outside is used only when the caller names it.
+    assert gan.target_folder(gan.GanConfig(target=f"dir:{tmp_path}/elsewhere"), str(wd),
+                             given=str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere")

@@ -21,7 +21,7 @@ def workdir(tmp_path_factory):
 
 def test_stream_is_calibrated_and_reported(workdir, tmp_path):
     out = str(tmp_path / "noise.wav")
-    rep = gan.generate_noise(workdir, out, seconds=2.5, spl_db=40.0, seed=1)
+    rep = gan_generate.generate_noise(workdir, out, seconds=2.5, spl_db=40.0, seed=1)
     pcm, rate = sf.read(out, dtype="int16")
     assert rate == 16000 and len(pcm) == 40000 and pcm.dtype == np.int16
     x = pcm.astype(np.float64) / 32768.0
@@ -36,7 +36,7 @@ def test_stream_is_calibrated_and_reported(workdir, tmp_path):
 
 
 def test_clips_and_the_comfort_limit(workdir, tmp_path):
-    rep = gan.generate_noise(workdir, str(tmp_path / "clips"), num_clips=3, spl_db=45.0)
+    rep = gan_generate.generate_noise(workdir, str(tmp_path / "clips"), num_clips=3, spl_db=45.0)
     files = sorted(f for f in os.listdir(tmp_path / "clips") if f.endswith(".wav"))
     assert len(files) == 3 and len(rep["files"]) == 3
     for f in files:
@@ -44,9 +44,9 @@ def test_clips_and_the_comfort_limit(workdir, tmp_path):
         assert len(x) == 16384
         assert 20 * np.log10(np.sqrt(np.mean(x ** 2))) + 90 == pytest.approx(45.0, abs=0.1)
     with pytest.raises(ValueError, match="45"):
-        gan.generate_noise(workdir, str(tmp_path / "loud.wav"), seconds=1.0, spl_db=50.0)
+        gan_generate.generate_noise(workdir, str(tmp_path / "loud.wav"), seconds=1.0, spl_db=50.0)
     assert not os.path.exists(tmp_path / "loud.wav")
-    rep = gan.generate_noise(workdir, str(tmp_path / "loud.wav"), seconds=1.0, spl_db=50.0, allow_above_comfort=True)
+    rep = gan_generate.generate_noise(workdir, str(tmp_path / "loud.wav"), seconds=1.0, spl_db=50.0, allow_above_comfort=True)
     assert rep["above_comfort"] and rep["measured_spl_db"] == pytest.approx(50.0, abs=0.1)
 
 

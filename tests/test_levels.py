@@ -36,7 +36,6 @@ def test_playback_calibration():
     assert levels.spl_to_dbfs(45.0) == -45.0
     assert levels.spl_to_dbfs(45.0, fullscale_spl=100.0) == -55.0
     assert levels.dbfs_to_spl(-3.0, fullscale_spl=94.0) == 91.0
-    assert levels.COMFORT_LIMIT_SPL == 45.0
 
 
 def test_scale_to_spl_and_comfort_limit():

@@ -1,35 +1,11 @@
-"""Metrics against hand-computed values and scipy."""
+"""Metrics against hand-computed values, scipy, and coverage on simulated data."""
 import math
 
 import numpy as np
 import pytest
-import scipy.special
 import scipy.stats
 
 from maskgan_jax import metrics
-
-
-@pytest.mark.parametrize("a,b,x", [(0.5, 0.5, 0.3), (2.0, 0.5, 0.9), (10.0, 0.5, 0.01),
-                                   (50.0, 0.5, 0.97), (1.5, 3.0, 0.5)])
-def test_betainc_matches_scipy(a, b, x):
-    assert metrics.betainc(a, b, x) == pytest.approx(scipy.special.betainc(a, b, x), rel=1e-10,
-                                                     abs=1e-14)
-
-
-@pytest.mark.parametrize("df", [1, 2, 3, 5, 9, 29, 200])
-@pytest.mark.parametrize("p", [0.025, 0.5, 0.9, 0.975, 0.999])
-def test_t_ppf_matches_scipy(df, p):
-    assert metrics.t_ppf(p, df) == pytest.approx(scipy.stats.t.ppf(p, df), rel=1e-9, abs=1e-12)
-
-
-@pytest.mark.parametrize("t,df", [(0.0, 3), (1.3, 4), (-2.5, 10), (8.0, 2), (40.0, 30)])
-def test_t_sf_matches_scipy(t, df):
-    assert metrics.t_sf(t, df) == pytest.approx(scipy.stats.t.sf(t, df), rel=1e-9, abs=1e-300)
-
-
-@pytest.mark.parametrize("p", [0.001, 0.025, 0.3, 0.975])
-def test_norm_ppf_matches_scipy(p):
-    assert metrics.norm_ppf(p) == pytest.approx(scipy.stats.norm.ppf(p), rel=1e-10)
 
 
 def test_mean_ci_hand_computed():
@@ -70,18 +46,19 @@ def test_reduction_and_spf_hand_computed():
     assert metrics.spf(0.45, 0.9) == pytest.approx(0.5)
 
 
-def test_paired_ratio_ci_hand_computed():
-    clean = np.array([0.8, 0.9, 1.0])
-    masked = np.array([0.4, 0.5, 0.45])
-    r = masked.mean() / clean.mean()                     # 0.45 / 0.9 = 0.5
-    resid = (masked - r * clean) / clean.mean()          # [0, 0.0555.., -0.0555..]
-    half = 4.302652729911275 * resid.std(ddof=1) / math.sqrt(3)
-    est = metrics.spf_ci(masked, clean)
-    assert est.value == pytest.approx(0.5)
-    assert (est.low, est.high) == pytest.approx((0.5 - half, 0.5 + half), rel=1e-9)
-    red = metrics.reduction_ci(clean, masked)
-    assert red.value == pytest.approx(0.5)
-    assert (red.low, red.high) == pytest.approx((0.5 - half, 0.5 + half), rel=1e-9)
+def test_paired_ratio_ci_covers_the_true_ratio():
+    """The paired SPF / reduction interval holds its nominal 95 % on simulated fold pairs."""
+    rng = np.random.default_rng(4)
+    n, trials, true_ratio = 20, 600, 0.6
+    hits = 0
+    for _ in range(trials):
+        clean = rng.uniform(0.7, 0.95, n)
+        masked = true_ratio * clean + rng.normal(0.0, 0.05, n)   # E[masked] / E[clean] = 0.6
+        est = metrics.spf_ci(masked, clean)
+        hits += est.low <= true_ratio <= est.high
+        red = metrics.reduction_ci(clean, masked)
+        assert red.value == pytest.approx(1 - est.value) and red.low == pytest.approx(1 - est.high)
+    assert 0.92 <= hits / trials <= 0.98, hits / trials
 
 
 def test_unpaired_ratio_bootstrap_is_seeded_and_covers():
@@ -95,16 +72,6 @@ def test_unpaired_ratio_bootstrap_is_seeded_and_covers():
     assert 0.40 < a.low and a.high < 0.60
 
 
-def test_bootstrap_ci_mean_covers_and_repeats():
-    x = np.random.default_rng(5).normal(0.3, 0.1, size=40)
-    a = metrics.bootstrap_ci(x, seed=1)
-    assert a == metrics.bootstrap_ci(x, seed=1)
-    t = metrics.mean_ci(x)
-    # The percentile bootstrap of a mean approaches the t-interval for n = 40.
-    assert a.low == pytest.approx(t.low, abs=0.02)
-    assert a.high == pytest.approx(t.high, abs=0.02)
-
-
 def test_randomness_summary_hand_computed():
     s = metrics.randomness_summary([0.01, 0.5, 0.9, 0.04])
     assert s["mean_p"] == pytest.approx(0.3625)
@@ -112,11 +79,6 @@ def test_randomness_summary_hand_computed():
     assert s["n"] == 4
     with pytest.raises(ValueError, match="p-values"):
         metrics.randomness_summary([0.2, 1.3])
-
-
-def test_rankdata_matches_scipy():
-    x = [3.0, 1.0, 3.0, 2.0, 5.0, 1.0, 3.0]
-    np.testing.assert_allclose(metrics.rankdata(x), scipy.stats.rankdata(x))
 
 
 def test_pearson_and_fisher_ci_match_scipy():

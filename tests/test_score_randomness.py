@@ -8,7 +8,7 @@ from scipy.stats import binomtest
 from statsmodels.sandbox.stats.runs import runstest_1samp
 
 from kernels import score_clips
-from kernels.score import float_to_int16
+from maskgan_jax.audio import float_to_int16
 
 RNG = np.random.default_rng(3)
 
@@ -36,7 +36,7 @@ def test_float_to_int16_recovers_16bit_files(tmp_path):
     pcm = RNG.integers(-32768, 32768, 1000).astype(np.int16)
     sf.write(tmp_path / "a.wav", pcm, 16000, subtype="PCM_16")
     wave, _ = sf.read(tmp_path / "a.wav", dtype="float32")
-    np.testing.assert_array_equal(float_to_int16(wave), pcm)
+    np.testing.assert_array_equal(float_to_int16(wave)[0], pcm)
 
 
 def test_binary_scores_a_folder(tmp_path):
@@ -90,7 +90,7 @@ def test_binary_scores_a_dataset_with_noise_mixed_in(tmp_path):
     import jax
 
     from _layout_fixtures import make_ravdess
-    from maskgan_jax import audio, levels, noise
+    from maskgan_jax import audio, keys, levels, noise
     from maskgan_jax.data import store
     corpus = tmp_path / "ravdess"
     make_ravdess(corpus)
@@ -108,9 +108,10 @@ def test_binary_scores_a_dataset_with_noise_mixed_in(tmp_path):
     assert len(clips) == len(st) > 2
     for rec in clips:
         clean = st.batch([rec["row"]])[0]
-        white = np.asarray(noise.white(jax.random.fold_in(jax.random.key(5), rec["row"]), (st.length,)))
-        mix = levels.mix_at_spl(audio.int16_to_float(clean), white, speech_spl=60.0, noise_spl=40.0)
-        pcm = audio.float_to_int16(mix.wave)[0]
+        # The attack's test noise for this row and seed (keys), mixed by the one mix (levels).
+        white = noise.white(jax.random.fold_in(keys.test_noise(5), rec["row"]), (st.length,))
+        mixed, _ = jax.jit(levels.mix_at_snr_jax)(audio.int16_to_float(clean), white, np.float32(20.0))
+        pcm = audio.float_to_int16(np.asarray(mixed))[0]
         z, p = runstest_1samp(pcm, cutoff="median")
         assert rec["ww_p"] == pytest.approx(p, rel=1e-9, abs=1e-300)
         assert rec["cs_p"] == pytest.approx(_cs_ref(pcm), rel=1e-6)

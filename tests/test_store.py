@@ -1,4 +1,4 @@
-"""The array store: decoding through the process pool, broken-file manifest, reuse, atomicity."""
+"""The array store: decoding through the process pool, broken-file manifest, path safety, reuse, atomicity."""
 import json
 import os
 import resource
@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from maskgan_jax import audio
-from maskgan_jax.data import store
+from maskgan_jax.data import batches, store, store_build
 from maskgan_jax.data.base import Corpus, Item
 
 RATE, LENGTH = 8000, 4000
@@ -45,9 +45,13 @@ def _corpus(root):
         items.insert(2, Item(path=str(root / name), labels={"emotion": 0}, group="s9", split="train"))
     # a relative path is resolved inside the corpus root
     items.append(Item(path="a.wav", labels={"emotion": 2, "age": 1}, group="s4", split="train"))
+    # Metadata that leads out of the root (a real audio file lies there): listed, never read.
+    sf.write(root.parent / "outside.wav", _tone(400, 8000, 0.5).astype(np.float32), 8000)
+    for escaping in ("../outside.wav", str(root.parent / "outside.wav"), f"{root}/../outside.wav"):
+        items.append(Item(path=escaping, labels={"emotion": 1}, group="s5", split="train"))
     return Corpus(name="toy", task="sei", root=str(root), items=items,
                   classes={"emotion": ["calm", "happy", "sad"], "age": ["young", "old"]},
-                  broken=[("../outside.wav", "path escapes the corpus root")])
+                  broken=[("notes.csv:3", "a malformed metadata row")])
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +61,8 @@ def built(tmp_path_factory):
     out = root / "stores" / "toy"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(store, "_MIN_POOL_ITEMS", 2)  # use the process pool even for 10 files
-        s = store.build_store(corpus, out, sample_rate=RATE, length=LENGTH, workers=2,
+        mp.setattr(store_build, "_MIN_POOL_ITEMS", 2)  # use the process pool even for 10 files
+        s = store_build.build_store(corpus, out, sample_rate=RATE, length=LENGTH, workers=2,
                               progress=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     # CPU time of the reaped pool workers: the decoding ran in other processes
@@ -70,7 +74,7 @@ def test_build_decodes_every_good_file_through_the_pool(built):
     corpus, out, s, worker_cpu = built
     assert worker_cpu > 0
     good = [it for it in corpus.items if not os.path.basename(it.path).startswith(
-        ("empty", "trunc", "text", "missing"))]
+        ("empty", "trunc", "text", "missing", "outside"))]
     assert len(s) == len(good) == 6
     assert s.audio.dtype == np.int16 and s.audio.shape == (6, LENGTH)
     for row, it in enumerate(good):
@@ -95,18 +99,21 @@ def test_broken_files_are_listed_with_reasons(built, capsys):
     assert reasons[os.path.join(root, "missing.wav")] == "missing file"
     assert reasons[os.path.join(root, "trunc.wav")].startswith("truncated")
     assert reasons[os.path.join(root, "text.wav")].startswith("not audio")
-    assert reasons["../outside.wav"] == "path escapes the corpus root"
-    assert len(s.broken) == 5 and s.index["num_broken"] == 5
+    outside = os.path.join(os.path.dirname(root), "outside.wav")
+    for escaping in ("../outside.wav", outside, f"{root}/../outside.wav"):
+        assert reasons[escaping] == store_build.ESCAPES_ROOT, escaping
+    assert reasons["notes.csv:3"] == "a malformed metadata row"
+    assert len(s.broken) == 8 and s.index["num_broken"] == 8
     with open(out / "broken.jsonl") as f:
         stages = [json.loads(line)["stage"] for line in f]
-    assert stages.count("decode") == 4 and stages.count("layout") == 1
+    assert stages.count("decode") == 7 and stages.count("layout") == 1
 
 
 def test_broken_count_is_printed_even_when_quiet(tmp_path, capsys):
     corpus = _corpus(tmp_path / "c")
-    store.build_store(corpus, tmp_path / "s", RATE, LENGTH, workers=1, progress=False)
+    store_build.build_store(corpus, tmp_path / "s", RATE, LENGTH, workers=1, progress=False)
     err = capsys.readouterr().err
-    assert "6 of 10 clips decoded" in err and "4 failed to decode, 1 broken" in err
+    assert "6 of 13 clips decoded" in err and "7 failed to decode, 1 broken" in err
 
 
 def test_store_files_are_json_npy_and_raw(built):
@@ -126,8 +133,7 @@ def test_open_store_matches_build(built):
     for a in s.labels:
         np.testing.assert_array_equal(t.labels[a], s.labels[a])
     assert list(t.paths) == list(s.paths) and t.broken == s.broken
-    np.testing.assert_array_equal(t.indices("test"), [3, 4])
-    np.testing.assert_array_equal(t.indices(), np.arange(6))
+    assert list(t.splits) == ["train", "train", "valid", "test", "test", "train"]
 
 
 def test_batch_reader(built):
@@ -137,40 +143,41 @@ def test_batch_reader(built):
     assert b.dtype == np.int16 and b.shape == (4, LENGTH)
     for k, i in enumerate(idx):
         np.testing.assert_array_equal(b[k], s.audio[i])
-    assert s.batch_labels(idx)["emotion"].tolist() == [s.labels["emotion"][i] for i in idx]
     with pytest.raises(IndexError):
         s.batch([6])
-    seen = [b.indices for b in s.iter_batches(2, seed=7)]
-    assert sorted(np.concatenate(seen).tolist()) == list(range(6))
-    again = [b.indices for b in s.iter_batches(2, seed=7, prefetch=0)]
-    assert [x.tolist() for x in seen] == [x.tolist() for x in again]
-    other = [b.indices.tolist() for b in s.iter_batches(2, seed=7, epoch=1)]
-    assert other != [x.tolist() for x in seen]
-    batches = list(s.iter_batches(4, seed=1))
-    assert len(batches) == 1  # drop_remainder
-    assert [len(b.indices) for b in s.iter_batches(4, seed=1, drop_remainder=False)] == [4, 2]
-    for bt in batches:
-        np.testing.assert_array_equal(bt.audio, s.batch(bt.indices))
-    sub = [b.indices.tolist() for b in s.iter_batches(1, seed=0, indices=s.indices("train"))]
-    assert sorted(sum(sub, [])) == s.indices("train").tolist()
-    rt = store.read_throughput(s, batch_size=2, num_batches=3)
-    assert rt["clips"] == 6 and rt["clips_per_s"] > 0 and rt["mb_per_s"] > 0
+
+
+def test_host_batches_cover_rows_once_and_pad_the_last(built):
+    _, _, s, _ = built
+    data = batches.as_array_data(s)
+    rows = np.array([5, 1, 3, 0, 2])
+    got = list(batches.host_batches(data, rows, 2, ["emotion", "age"], np.random.default_rng(3)))
+    assert [b["weight"].tolist() for b in got] == [[1, 1], [1, 1], [1, 0]]
+    real = np.concatenate([b["index"][b["weight"] > 0] for b in got])
+    assert sorted(real.tolist()) == sorted(rows.tolist()) and real.tolist() != rows.tolist()
+    for b in got:
+        np.testing.assert_array_equal(b["audio"], s.audio[b["index"]])
+        assert b["labels"]["age"].tolist() == s.labels["age"][b["index"]].tolist()
+    again = list(batches.host_batches(data, rows, 2, ["emotion"], np.random.default_rng(3)))
+    assert [b["index"].tolist() for b in again] == [b["index"].tolist() for b in got]
+    in_order = list(batches.host_batches(data, rows, 5, ["emotion"]))
+    assert in_order[0]["index"].tolist() == rows.tolist()
 
 
 def test_open_or_build_reuses_and_rebuilds(tmp_path, capsys):
     corpus = _corpus(tmp_path / "c")
     out = tmp_path / "s"
-    a = store.open_or_build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
+    a = store_build.open_or_build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
     built_at = os.stat(out / "index.json").st_mtime_ns
-    b = store.open_or_build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
+    b = store_build.open_or_build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
     assert os.stat(out / "index.json").st_mtime_ns == built_at and b.fingerprint == a.fingerprint
     # a changed source file invalidates the store
     st = os.stat(tmp_path / "c" / "a.wav")
     os.utime(tmp_path / "c" / "a.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    c = store.open_or_build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
+    c = store_build.open_or_build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
     assert c.fingerprint != a.fingerprint
     # so do other parameters
-    d = store.open_or_build_store(corpus, out, RATE, LENGTH // 2, workers=1, progress=False)
+    d = store_build.open_or_build_store(corpus, out, RATE, LENGTH // 2, workers=1, progress=False)
     assert d.length == LENGTH // 2 and d.audio.shape == (6, LENGTH // 2)
     assert store.open_store(out).length == LENGTH // 2
 
@@ -182,15 +189,15 @@ def test_interrupted_build_leaves_no_store(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store, "_write_tables", boom)
+    monkeypatch.setattr(store_build, "_write_tables", boom)
     with pytest.raises(KeyboardInterrupt):
-        store.build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
+        store_build.build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
     assert os.listdir(out.parent) == []
     monkeypatch.undo()
-    good = store.build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
-    monkeypatch.setattr(store, "_write_tables", boom)
+    good = store_build.build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
+    monkeypatch.setattr(store_build, "_write_tables", boom)
     with pytest.raises(KeyboardInterrupt):
-        store.build_store(corpus, out, RATE, LENGTH // 2, workers=1, progress=False)
+        store_build.build_store(corpus, out, RATE, LENGTH // 2, workers=1, progress=False)
     kept = store.open_store(out)  # the previous store is untouched
     assert kept.length == LENGTH and kept.fingerprint == good.fingerprint
     assert os.listdir(out.parent) == ["s"]
@@ -204,7 +211,7 @@ def test_stale_temporary_folders_are_removed(tmp_path):
     stale = tmp_path / f".s.building-{socket.gethostname()}-{dead}-deadbeef"
     stale.mkdir()
     (stale / "audio.int16").write_bytes(b"\0" * 10)
-    store.build_store(corpus, tmp_path / "s", RATE, LENGTH, workers=1, progress=False)
+    store_build.build_store(corpus, tmp_path / "s", RATE, LENGTH, workers=1, progress=False)
     assert not stale.exists()
 
 
@@ -227,7 +234,7 @@ def test_damaged_or_missing_stores_are_refused(built, tmp_path):
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
     with pytest.raises(store.StoreError, match="not a store"):
-        store.build_store(_corpus(tmp_path / "c"), other, RATE, LENGTH, workers=1, progress=False)
+        store_build.build_store(_corpus(tmp_path / "c"), other, RATE, LENGTH, workers=1, progress=False)
     assert (other / "notes.txt").read_text() == "keep me"
 
 
@@ -237,6 +244,6 @@ def test_corpus_with_only_broken_files(tmp_path):
     corpus = Corpus(name="bad", task="sei", root=str(tmp_path / "c"),
                     items=[Item(path="x.wav", labels={"emotion": 0})], classes={"emotion": ["a"]},
                     broken=[])
-    s = store.build_store(corpus, tmp_path / "s", RATE, LENGTH, workers=2, progress=False)
+    s = store_build.build_store(corpus, tmp_path / "s", RATE, LENGTH, workers=2, progress=False)
     assert len(s) == 0 and s.audio.shape == (0, LENGTH) and s.broken == [("x.wav", "zero bytes")]
     assert len(store.open_store(tmp_path / "s")) == 0

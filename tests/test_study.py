@@ -6,7 +6,7 @@ import os
 import pytest
 
 from experiments.configs import study as study_configs
-from maskgan_jax import attack, results, study, study_cells
+from maskgan_jax import attack, attack_loop, results, study, study_cells, study_grid
 from maskgan_jax.data import store
 
 GRID = dict(tasks=("mgi", "commands"), models=("cnn", "rnn"), noises=("white", "gan"),
@@ -14,46 +14,46 @@ GRID = dict(tasks=("mgi", "commands"), models=("cnn", "rnn"), noises=("white", "
 
 
 def test_grid_counts_groups_and_comfort_marks():
-    cells = study_cells.enumerate_cells(**GRID)
+    cells = study_grid.enumerate_cells(**GRID)
     # Per (task, model, seed): 1 clean baseline + 2 noises x 3 levels x 3 adversaries.
     assert len(cells) == 2 * 2 * 2 * (1 + 2 * 3 * 3)
     assert len({c.relpath for c in cells}) == len(cells)
     assert sum(c.above_comfort for c in cells) == 2 * 2 * 2 * 2 * 3
-    groups = study_cells.group_cells(cells)
+    groups = study_grid.group_cells(cells)
     # One clean-trained group plus one adaptive group per noise and level.
     assert len(groups) == 2 * 2 * 2 * (1 + 2 * 3)
-    only45 = study_cells.enumerate_cells(**{**GRID, "adaptive_levels": (45.0,)})
+    only45 = study_grid.enumerate_cells(**{**GRID, "adaptive_levels": (45.0,)})
     assert {c.level for c in only45 if c.adversary == "adaptive"} == {45.0}
     with pytest.raises(ValueError, match="noise"):
-        study_cells.enumerate_cells(**{**GRID, "noises": ("purple",)})
+        study_grid.enumerate_cells(**{**GRID, "noises": ("purple",)})
 
 
 def test_cells_filter_syntax():
-    cells = study_cells.enumerate_cells(**GRID)
-    pick = study_cells.select(cells, "task=mgi,model=cnn,level=45,seed=0")
+    cells = study_grid.enumerate_cells(**GRID)
+    pick = study_grid.select(cells, "task=mgi,model=cnn,level=45,seed=0")
     assert {(c.task, c.model, c.level, c.seed) for c in pick} == {("mgi", "cnn", 45.0, 0)}
     assert len(pick) == 2 * 3
-    either = study_cells.select(cells, "noise=none;adversary=denoise,level=3*")
+    either = study_grid.select(cells, "noise=none;adversary=denoise,level=3*")
     assert all(c.noise == "none" or (c.adversary == "denoise" and c.level == 35.0) for c in either)
     assert len(either) == 8 + 8 * 2
-    assert len(study_cells.select(cells, "model=cnn|rnn,noise=g*")) == 2 * 2 * 2 * 3 * 3
-    assert study_cells.select(cells, "level=-") == [c for c in cells if c.noise == "none"]
+    assert len(study_grid.select(cells, "model=cnn|rnn,noise=g*")) == 2 * 2 * 2 * 3 * 3
+    assert study_grid.select(cells, "level=-") == [c for c in cells if c.noise == "none"]
     with pytest.raises(ValueError, match="--cells.*unknown key 'colour'"):
-        study_cells.parse_filter("colour=red")
+        study_grid.parse_filter("colour=red")
     with pytest.raises(ValueError, match="not key=glob"):
-        study_cells.parse_filter("task")
+        study_grid.parse_filter("task")
 
 
 def test_workers_split_groups_disjointly():
-    cells = study_cells.enumerate_cells(**GRID)
-    parts = [study_cells.select(cells, "", i, 3) for i in range(3)]
+    cells = study_grid.enumerate_cells(**GRID)
+    parts = [study_grid.select(cells, "", i, 3) for i in range(3)]
     assert sorted(c.id for p in parts for c in p) == sorted(c.id for c in cells)
     assert not set(parts[0]) & set(parts[1])
     for a in range(3):
         for b in range(a + 1, 3):
             assert not {c.group for c in parts[a]} & {c.group for c in parts[b]}
     with pytest.raises(ValueError, match="--worker"):
-        study_cells.select(cells, "", 3, 3)
+        study_grid.select(cells, "", 3, 3)
     # Each worker keeps its own run facts; a lone run and worker 0 use run_info.json.
     names = [study.run_info_name(i, 3) for i in range(3)]
     assert names[0] == study.run_info_name() == "run_info.json" and len(set(names)) == 3
@@ -86,7 +86,7 @@ def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch
     cfg = study_configs.tiny()
     out = str(tmp_path / "study")
     quiet = lambda s: None  # noqa: E731
-    real_train = attack.train_fold
+    real_train = attack_loop.train_fold
     calls = {"n": 0}
 
     def interrupting(*a, **k):
@@ -95,10 +95,10 @@ def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch
             raise _Interrupt()
         return real_train(*a, **k)
 
-    monkeypatch.setattr(attack, "train_fold", interrupting)
+    monkeypatch.setattr(attack_loop, "train_fold", interrupting)
     with pytest.raises(_Interrupt):
         study.run_study(cfg, out, cells="task=commands", log=quiet)
-    monkeypatch.setattr(attack, "train_fold", real_train)
+    monkeypatch.setattr(attack_loop, "train_fold", real_train)
     partial = os.listdir(os.path.join(out, "partial"))
     assert len(partial) == 1
     assert {r["fold"] for r in results.read_jsonl(os.path.join(out, "partial", partial[0]))} == {0}
@@ -138,9 +138,10 @@ def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch
 
     # The study's cells are the attack library's numbers for the same cell.
     data = store.open_store(os.path.join(out, "stores", "sei"))
-    env = study.cell_env(cfg, out, {"sei": data}, None, quiet)
+    env = study_cells.cell_env(cfg, out, {"sei": data}, None, quiet)
     for cell_id in ("task=sei,model=cnn,noise=white,level=45,adversary=static,seed=0",
-                    "task=sei,model=cnn,noise=white,level=45,adversary=adaptive,seed=0"):
+                    "task=sei,model=cnn,noise=white,level=45,adversary=adaptive,seed=0",
+                    "task=sei,model=cnn,noise=white,level=45,adversary=denoise,seed=0"):
         cell = next(c for c in cfg.cells() if c.id == cell_id)
         ref = attack.run_attack(env.attack_config(cell), data, log=quiet)
         mine = study_cells.read_cell(out, cell)

@@ -35,9 +35,10 @@ def _peer_args(cfg, batch: int, steps: int) -> list[str]:
 def _jax_step(cfg, batch: int):
     """A ready-to-time train step of the attack (random int16 clips, 10 classes)."""
     import jax
-    from maskgan_jax import attack, parallel
+    from maskgan_jax import attack_steps, parallel
     mesh = parallel.make_mesh()
-    steps = attack.Steps(cfg, [("label", 10)], CLIP, mesh, None)
+    steps = attack_steps.get_steps(cfg, [("label", 10)], CLIP, mesh)
+    train = steps.train(masked=False, front=False)
     rng = np.random.default_rng(0)
     host = {"audio": (rng.standard_normal((batch, CLIP)) * 3000).astype(np.int16),
             "index": np.arange(batch, dtype=np.int32), "weight": np.ones(batch, np.float32),
@@ -45,14 +46,14 @@ def _jax_step(cfg, batch: int):
     b = parallel.shard_batch(host, mesh)
     key = jax.random.key(0)
     box = {"state": steps.init(jax.random.key(1))}
-    compiled = steps.train_step.lower(box["state"], b, key, steps.noise_arrays).compile()
+    compiled = train.lower(box["state"], b, key, 0.0).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float(cost.get("flops", 0.0)) if cost else 0.0
 
     def one() -> float:
         t0 = time.perf_counter()
-        box["state"], m = steps.train_step(box["state"], b, key, steps.noise_arrays)
+        box["state"], m = train(box["state"], b, key, 0.0)
         m["loss"].block_until_ready()
         return time.perf_counter() - t0
 
@@ -112,14 +113,29 @@ def suite_attackers(ctx: common.Context) -> list[dict]:
     return out
 
 
+def read_throughput(st, batch_size: int, epochs: int, seed: int) -> dict:
+    """Shuffled epochs of host batches through the attack's reader (`data.batches.host_batches`)."""
+    from maskgan_jax.data import batches
+    data = batches.as_array_data(st)
+    rng = np.random.default_rng(seed)
+    count = 0
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        for b in batches.host_batches(data, np.arange(len(st)), batch_size, list(data.labels), rng):
+            count += int(b["weight"].sum())
+    dt = time.perf_counter() - t0
+    mb = count * st.length * st.audio.dtype.itemsize / 1e6
+    return {"clips": count, "seconds": dt, "clips_per_s": count / dt, "mb_per_s": mb / dt,
+            "batch_size": batch_size}
+
+
 def suite_store(ctx: common.Context) -> list[dict]:
-    """Shuffled batch reads from an array store of random clips: clips/s and MB/s."""
-    from maskgan_jax.data import store
+    """Shuffled batch reads from an array store of random clips (the attack's reader): clips/s and MB/s."""
     n = 256 if ctx.quick else 1024
     with tempfile.TemporaryDirectory() as tmp:
         st = _random_store(tmp, n)
-        cold = store.read_throughput(st, batch_size=BATCH, num_batches=max(1, n // BATCH), seed=1)
-        warm = store.read_throughput(st, batch_size=BATCH, num_batches=max(1, n // BATCH) * 2, seed=2)
+        cold = read_throughput(st, BATCH, epochs=1, seed=1)
+        warm = read_throughput(st, BATCH, epochs=2, seed=2)
     return [common.record("store", "read_throughput", clips=n, clip_samples=CLIP, batch=BATCH,
                           first_pass=cold, page_cache_warm=warm, clips_per_s=warm["clips_per_s"],
                           mb_per_s=warm["mb_per_s"])]
@@ -127,7 +143,7 @@ def suite_store(ctx: common.Context) -> list[dict]:
 
 def _random_store(tmp: str, n: int):
     """An array store of ``n`` random int16 clips written in the store's own format."""
-    from maskgan_jax.data import base, store
+    from maskgan_jax.data import base, store_build
     import soundfile as sf
     root = os.path.join(tmp, "corpus")
     os.makedirs(root)
@@ -138,7 +154,7 @@ def _random_store(tmp: str, n: int):
         sf.write(p, (rng.standard_normal(CLIP) * 3000).astype(np.int16), 16000, subtype="PCM_16")
         items.append(base.Item(p, {"label": i % 10}, group=f"g{i % 32}", split=""))
     corpus = base.Corpus("bench", "sei", root, items, {"label": [str(c) for c in range(10)]}, [])
-    return store.open_or_build_store(corpus, os.path.join(tmp, "store"), progress=False)
+    return store_build.open_or_build_store(corpus, os.path.join(tmp, "store"), progress=False)
 
 
 SUITES = {"attackers": suite_attackers, "store": suite_store}

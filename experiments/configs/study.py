@@ -9,7 +9,7 @@ import os
 
 from experiments.configs import attack as attack_configs
 from experiments.configs import maskgan as maskgan_configs
-from maskgan_jax.study import StudyConfig
+from maskgan_jax.study_config import StudyConfig
 
 
 def _attack(name: str, models, **overrides) -> tuple:

@@ -5,11 +5,12 @@ import inspect
 import os
 
 from maskgan_jax.data import base, common_voice, fma, ravdess, speech_commands
+from maskgan_jax.vocab import TASK_LAYOUTS, TASKS
 
 _MODULES = {m.NAME: m for m in (fma, common_voice, ravdess, speech_commands)}
 LAYOUTS = tuple(_MODULES)
-_TASK_TO_LAYOUT = {m.TASK: m.NAME for m in _MODULES.values()}
-TASKS = tuple(_TASK_TO_LAYOUT)
+_TASK_TO_LAYOUT = TASK_LAYOUTS
+assert all(_MODULES[name].TASK == task for task, name in TASK_LAYOUTS.items())
 MARKERS = {
     "fma": "fma_metadata/tracks.csv (with fma_small/, fma_medium/, fma_large/ or fma_full/)",
     "common_voice": "validated.tsv, or train.tsv next to clips/",

@@ -29,9 +29,9 @@ import soundfile as sf
 
 from maskgan_jax.data import synthetic_music as music
 from maskgan_jax.data import synthetic_speech as speech
+from maskgan_jax.vocab import TASK_LAYOUTS
 
-LAYOUTS = ("fma", "common_voice", "ravdess", "speech_commands")
-TASK_LAYOUT = {"mgi": "fma", "udi": "common_voice", "sei": "ravdess", "commands": "speech_commands"}
+LAYOUTS = tuple(TASK_LAYOUTS.values())
 MANIFEST = "synthetic_manifest.json"
 # Layout revision of the manifest; the generator's source digest is stored beside it.
 VERSION = 1
@@ -68,20 +68,14 @@ SIZES = {
 }
 
 
-def default_root() -> str:
-    """Where the embedded corpora live unless told otherwise: $MASKGAN_JAX_DATA or ~/.cache."""
-    return os.environ.get("MASKGAN_JAX_DATA") or os.path.join(
-        os.path.expanduser("~"), ".cache", "maskgan_jax", "embedded")
-
-
 def layout_name(task_or_layout: str) -> str:
     """Layout for a task (mgi, udi, sei, commands) or a layout name (fma, common_voice, ...)."""
-    if task_or_layout in TASK_LAYOUT:
-        return TASK_LAYOUT[task_or_layout]
+    if task_or_layout in TASK_LAYOUTS:
+        return TASK_LAYOUTS[task_or_layout]
     if task_or_layout in LAYOUTS:
         return task_or_layout
     raise ValueError(f"unknown task or layout {task_or_layout!r}; expected one of "
-                     f"{', '.join(TASK_LAYOUT)} or {', '.join(LAYOUTS)}")
+                     f"{', '.join(TASK_LAYOUTS)} or {', '.join(LAYOUTS)}")
 
 
 def read_manifest(root: str) -> dict | None:

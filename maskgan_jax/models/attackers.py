@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-MODELS = ("cnn", "rnn", "crnn")
+from maskgan_jax.vocab import MODEL_FAMILIES
+
+MODELS = MODEL_FAMILIES
 CELLS = ("gru", "lstm")
 NORMS = ("none", "layer")
 POOLS = ("mean", "last")

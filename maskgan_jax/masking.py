@@ -1,25 +1,33 @@
-"""Masking noise for the attacks: the sources (reference, MaskGAN, a folder of wavs) and on-device mixing.
+"""Masking noise: the sources (reference, MaskGAN, a folder of audio) and the one noise-and-mix path.
 
-A source is a pure function ``(arrays, keys_B) -> noise [B, T]`` plus the arrays it needs
-(passed into the jitted step as arguments, so a noise bank is not baked into the program).
-Each example gets its own key, derived from the run's seed and the example's index in the
-store, so an example's noise does not depend on the batch it lands in or on the device count.
-Levels follow the recording model of ``levels``: speech keeps its level and the noise is
+A source is a pure function ``(arrays, keys_B) -> noise [B, T]`` plus the arrays it reads.
+`noise_program` wraps a source into one cached, jitted ``(key, index_B) -> noise [B, T]``:
+each example's noise comes from its own key, derived from the run's key and the example's
+index in the store (`keys.per_example`), so it does not depend on the batch it lands in or
+on the device count. The attack steps take that noise and the SNR as inputs and mix with
+`levels.mix_at_snr_jax`; the study's randomness stage and example clips draw from the same
+programs, so every part of the study hears the same noise for the same clip.
+
+Levels follow the recording model of `levels`: speech keeps its level and the noise is
 added at SNR = speech SPL - noise SPL.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
-from maskgan_jax import audio, levels, noise as ref_noise
+from maskgan_jax import audio, gan, keys, levels, noise as ref_noise
+from maskgan_jax.vocab import NOISE_KINDS_WITH_PATH, REFERENCE_NOISES, SAMPLE_RATE
 
 REFERENCE = {"white": ref_noise.white, "pink": ref_noise.pink, "brown": ref_noise.brown}
+assert tuple(REFERENCE) == REFERENCE_NOISES
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 
 
@@ -38,16 +46,28 @@ class NoiseSpec:
 def parse_noise(value: str) -> NoiseSpec:
     """Parses none | white | pink | brown | gan:DIR | dir:DIR (ValueError naming --noise)."""
     value = (value or "").strip()
-    if value in ("none", *REFERENCE):
+    if value in ("none", *REFERENCE_NOISES):
         return NoiseSpec(value)
-    for kind in ("gan", "dir"):
+    for kind in NOISE_KINDS_WITH_PATH:
         if value.startswith(kind + ":"):
             path = value[len(kind) + 1:]
             if not path:
                 raise ValueError(f"--noise={value!r}: {kind}: needs a folder, e.g. {kind}:/path/to/dir")
             return NoiseSpec(kind, path)
-    raise ValueError(f"--noise={value!r}: expected none, white, pink, brown, gan:DIR or dir:DIR")
+    raise ValueError(f"--noise={value!r}: expected none, {', '.join(REFERENCE_NOISES)}, gan:DIR or dir:DIR")
 
+
+def check_levels(noise_spl: float, speech_spl: float, allow_above_comfort: bool) -> float:
+    """Validates the levels and returns the SNR (ValueError naming --noise_spl)."""
+    if not np.isfinite(noise_spl) or not np.isfinite(speech_spl):
+        raise ValueError(f"--noise_spl={noise_spl} and --speech_spl={speech_spl} must be finite")
+    if noise_spl > levels.COMFORT_LIMIT_SPL and not allow_above_comfort:
+        raise ValueError(f"--noise_spl={noise_spl:g} dB SPL exceeds the {levels.COMFORT_LIMIT_SPL:g} dB "
+                         "SPL comfort limit; pass --allow_above_comfort for a research sweep")
+    return float(speech_spl - noise_spl)
+
+
+# ----------------------------------------------------------------------------- sources
 
 @dataclasses.dataclass
 class NoiseSource:
@@ -60,12 +80,11 @@ class NoiseSource:
 
 def _reference(spec: NoiseSpec, length: int) -> NoiseSource:
     make = REFERENCE[spec.kind]
-    return NoiseSource(spec, lambda arrays, keys: jax.vmap(lambda k: make(k, (length,)))(keys),
+    return NoiseSource(spec, lambda arrays, keys_B: jax.vmap(lambda k: make(k, (length,)))(keys_B),
                        (), {"kind": spec.kind})
 
 
 def _gan(spec: NoiseSpec, length: int) -> NoiseSource:
-    from maskgan_jax import gan  # noqa: WPS433 (imported only when a checkpoint is asked for)
     if not os.path.isdir(spec.path):
         raise ValueError(f"--noise=gan:{spec.path}: no such MaskGAN workdir")
     sample_fn, info = gan.load_noise_sampler(spec.path)
@@ -74,15 +93,15 @@ def _gan(spec: NoiseSpec, length: int) -> NoiseSource:
     # A generator with shorter slices fills the clip with consecutive independent slices.
     per_clip = -(-length // slice_len)
 
-    def fn(arrays, keys):
-        out = jax.vmap(lambda k: sample_fn(k, per_clip).reshape(-1))(keys)
+    def fn(arrays, keys_B):
+        out = jax.vmap(lambda k: sample_fn(k, per_clip).reshape(-1))(keys_B)
         return out[:, :length].astype(jnp.float32)
 
     return NoiseSource(spec, fn, (), {"kind": "gan", "workdir": spec.path, "slice_len": slice_len,
                                       "slices_per_clip": per_clip, **dict(info or {})})
 
 
-def load_noise_bank(folder: str, length: int, sample_rate: int = 16000) -> tuple[np.ndarray, dict]:
+def load_noise_bank(folder: str, length: int, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, dict]:
     """All readable noise files of a folder, each at unit RMS, end to end (at least ``length``)."""
     if not os.path.isdir(folder):
         raise ValueError(f"--noise=dir:{folder}: no such folder")
@@ -111,7 +130,6 @@ def load_noise_bank(folder: str, length: int, sample_rate: int = 16000) -> tuple
     info = {"kind": "dir", "folder": folder, "files": len(parts), "broken": broken,
             "seconds": bank.size / sample_rate}
     if broken:
-        from absl import logging
         logging.warning("noise folder %s: %d broken file(s) skipped: %s", folder, len(broken),
                         "; ".join(f"{p} ({r})" for p, r in broken[:5]))
     return bank, info
@@ -120,7 +138,7 @@ def load_noise_bank(folder: str, length: int, sample_rate: int = 16000) -> tuple
 def _folder(spec: NoiseSpec, length: int, sample_rate: int) -> NoiseSource:
     bank, info = load_noise_bank(spec.path, length, sample_rate)
 
-    def fn(arrays, keys):
+    def fn(arrays, keys_B):
         (bank_L,) = arrays
         hi = bank_L.shape[0] - length + 1
 
@@ -128,12 +146,12 @@ def _folder(spec: NoiseSpec, length: int, sample_rate: int) -> NoiseSource:
             start = jax.random.randint(k, (), 0, hi)
             return jax.lax.dynamic_slice(bank_L, (start,), (length,))
 
-        return jax.vmap(one)(keys)
+        return jax.vmap(one)(keys_B)
 
     return NoiseSource(spec, fn, (jnp.asarray(bank),), info)
 
 
-def make_source(spec: NoiseSpec | str, length: int, sample_rate: int = 16000) -> NoiseSource | None:
+def make_source(spec: NoiseSpec | str, length: int, sample_rate: int = SAMPLE_RATE) -> NoiseSource | None:
     """The noise source for a spec (None for 'none')."""
     spec = parse_noise(spec) if isinstance(spec, str) else spec
     if spec.kind == "none":
@@ -145,23 +163,36 @@ def make_source(spec: NoiseSpec | str, length: int, sample_rate: int = 16000) ->
     return _folder(spec, length, sample_rate)
 
 
-def example_keys(key: jax.Array, index_B: jax.Array) -> jax.Array:
-    """One key per example from its store index (independent of batching and devices)."""
-    return jax.vmap(lambda i: jax.random.fold_in(key, i))(index_B)
+# ----------------------------------------------------------------------------- programs
+
+class NoiseProgram:
+    """A source compiled once: ``program(key, index_B) -> noise [B, T]`` (float32, as generated)."""
+
+    def __init__(self, source: NoiseSource):
+        self.source = source
+        self.info = source.info
+        self._fn = jax.jit(lambda arrays, key, index_B: source.fn(arrays, keys.per_example(key, index_B)))
+
+    def __call__(self, key: jax.Array, index_B) -> jax.Array:
+        return self._fn(self.source.arrays, key, jnp.asarray(index_B, jnp.int32))
+
+    def host(self, key: jax.Array, index_B) -> np.ndarray:
+        """The noise as a float32 numpy array [B, T]."""
+        return np.asarray(self(key, index_B), np.float32)
 
 
-def mix(source: NoiseSource, arrays: Any, clean_BxT: jax.Array, key: jax.Array, index_B: jax.Array,
-        snr_db: float) -> tuple[jax.Array, jax.Array]:
-    """Clean float audio plus a fresh noise segment per example at ``snr_db``; returns (mix, clipped)."""
-    noise_BxT = source.fn(arrays, example_keys(key, index_B))
+@functools.lru_cache(maxsize=32)
+def noise_program(spec: str, length: int, sample_rate: int = SAMPLE_RATE) -> NoiseProgram | None:
+    """The cached program of a noise spec (None for 'none'); `clear_programs` after retraining a GAN."""
+    source = make_source(spec, length, sample_rate)
+    return None if source is None else NoiseProgram(source)
+
+
+def clear_programs() -> None:
+    """Forgets cached programs (a GAN workdir was trained further in this process)."""
+    noise_program.cache_clear()
+
+
+def mix(clean_BxT: jax.Array, noise_BxT: jax.Array, snr_db) -> tuple[jax.Array, jax.Array]:
+    """The one mix: ``levels.mix_at_snr_jax`` (clean keeps its level; returns (mix, clipped counts))."""
     return levels.mix_at_snr_jax(clean_BxT, noise_BxT, snr_db)
-
-
-def check_levels(noise_spl: float, speech_spl: float, allow_above_comfort: bool) -> float:
-    """Validates the levels and returns the SNR (ValueError naming --noise_spl)."""
-    if not np.isfinite(noise_spl) or not np.isfinite(speech_spl):
-        raise ValueError(f"--noise_spl={noise_spl} and --speech_spl={speech_spl} must be finite")
-    if noise_spl > levels.COMFORT_LIMIT_SPL and not allow_above_comfort:
-        raise ValueError(f"--noise_spl={noise_spl:g} dB SPL exceeds the {levels.COMFORT_LIMIT_SPL:g} dB "
-                         "SPL comfort limit; pass --allow_above_comfort for a research sweep")
-    return float(speech_spl - noise_spl)
