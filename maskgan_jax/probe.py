@@ -318,3 +318,28 @@ def cross_validate(data, folds: int = 2, seed: int = 0, val_fraction: float = 0.
                        if v["accuracy"] is not None))
         records.append(rec)
     return records
+
+
+def summarize_folds(records: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> dict:
+    """Summary of ``cross_validate`` records: mean fold accuracy, and the pooled test outcomes'
+    cluster-bootstrap 95 % interval (clusters = the fold groups) with the fold-level t interval beside it."""
+    from maskgan_jax import metrics
+    attrs = list(records[0]["correct"])
+    correct = np.concatenate([np.stack([r["correct"][a] for a in attrs], axis=1) for r in records])
+    groups = np.concatenate([np.asarray(r["test_groups"], dtype=object) for r in records])
+    pooled = metrics.clustered_bootstrap_ci(correct, groups.astype(str), n_boot=n_boot, seed=seed)
+    accs = [r["accuracy"] for r in records]
+    t = metrics.mean_ci(accs)
+    out = {"kind": "summary", "model": "probe", "accuracy": float(np.mean(accs)), "fold_accuracies": accs,
+           "n_folds": len(records), "pooled_accuracy": pooled.value, "ci95": pooled.ci95,
+           "ci_method": pooled.method, "n_boot": n_boot, "n_examples": pooled.n,
+           "n_clusters": int(np.unique(groups.astype(str)).size), "t_ci95": t.ci95,
+           "per_attribute_accuracy": {a: float(np.mean([r["per_attribute"][a]["accuracy"] for r in records]))
+                                      for a in attrs},
+           "per_attribute_ci95": {}}
+    for j, a in enumerate(attrs):
+        e = metrics.clustered_bootstrap_ci(correct[:, j], groups.astype(str), n_boot=n_boot, seed=seed)
+        out["per_attribute_ci95"][a] = e.ci95
+    if all("all_correct_accuracy" in r for r in records):
+        out["all_correct_accuracy"] = float(np.mean([r["all_correct_accuracy"] for r in records]))
+    return out
