@@ -180,7 +180,7 @@ def fit(features_NxD, labels: Mapping[str, np.ndarray], num_classes: Mapping[str
 
     params = {"mean", "scale": the training standardiser [D],
               "heads": {attribute: {"w": [D, K], "b": [K], "present": [K] bool, "l2",
-                                    "objective", "grad_norm", "iterations", "n"}}}
+                                    "objective", "grad_norm", "iterations", "converged", "n"}}}
     """
     x = np.asarray(features_NxD, _float())
     _check_labels(labels, num_classes, x.shape[0] if x.ndim == 2 else -1)
@@ -208,7 +208,7 @@ def fit(features_NxD, labels: Mapping[str, np.ndarray], num_classes: Mapping[str
             raise FloatingPointError(f"probe: the fit of {name!r} diverged (objective {float(obj)})")
         heads[name] = {"w": np.asarray(p["w"])[:, :k], "b": np.asarray(p["b"])[:k], "present": present, "l2": lam,
                        "objective": float(obj), "grad_norm": float(gnorm), "iterations": int(count),
-                       "n": int(w.sum())}
+                       "converged": bool(float(gnorm) < tol), "n": int(w.sum())}
     return {"mean": std["mean"], "scale": std["scale"], "heads": heads}
 
 

@@ -312,9 +312,11 @@ def _international(m, a, rng, seconds):
     tek = _steps("...x..x.x..x.x.x") if rng.random() < 0.5 else _steps("..x..x...x.x..x.")
     for b in range(bars):
         for i in dum:
-            m.add(membrane(int(0.5 * SR), 95 * a["kick_tune"], -0.15, 0.25), (b * 16 + i) * step, 0.6 * a["drums"], -0.1)
+            m.add(membrane(int(0.5 * SR), 95 * a["kick_tune"], -0.15, 0.25), (b * 16 + i) * step,
+                  0.6 * a["drums"], -0.1)
         for i in tek:
-            m.add(membrane(int(0.25 * SR), 420 * a["kick_tune"], 0.06, 0.08), (b * 16 + i) * step, 0.3 * a["drums"], 0.2)
+            m.add(membrane(int(0.25 * SR), 420 * a["kick_tune"], 0.06, 0.08), (b * 16 + i) * step,
+                  0.3 * a["drums"], 0.2)
     f0 = hz(a["root"] - 24)
     m.add(fm(f0, m.n, 2.0, 0.8, 100.0, 0.3, 100.0, 0.002), 0.0, 0.15)       # drone
     m.add(fm(1.5 * f0, m.n, 1.0, 0.5, 100.0, 0.3, 100.0, 0.002), 0.0, 0.08)
@@ -334,8 +336,9 @@ def _experimental(m, a, rng, seconds):
         kind = rng.integers(4)
         if kind == 0:
             f = 60 * 2 ** rng.uniform(0, 5)
-            m.add(fm(f, int(rng.uniform(0.2, 2.0) * SR), rng.uniform(0.5, 7.1), rng.uniform(2, 12), rng.uniform(0.05, 1.0),
-                     rng.uniform(0.001, 0.5), rng.uniform(0.1, 1.5)), t, 0.3, rng.uniform(-1, 1))
+            m.add(fm(f, int(rng.uniform(0.2, 2.0) * SR), rng.uniform(0.5, 7.1), rng.uniform(2, 12),
+                     rng.uniform(0.05, 1.0), rng.uniform(0.001, 0.5), rng.uniform(0.1, 1.5)),
+                  t, 0.3, rng.uniform(-1, 1))
         elif kind == 1:
             n = int(rng.uniform(0.1, 1.5) * SR)
             lo = rng.uniform(100, 3000)

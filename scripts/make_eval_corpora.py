@@ -187,8 +187,9 @@ def make_common_voice(root: str, seed: int, espeak: str, clients: int = 60, clip
         client_id = hashlib.sha256(f"cv-{seed}-{c}".encode()).hexdigest()
         spk = speech.draw_speaker(rng, client_id, gender=gender, accent=accent, age=age)
         # As in the real data, many clients leave some of their profile blank.
+        spelled = gender + ("_feminine" if gender == "female" else "_masculine")
         shown = {"age": age if rng.random() > 0.1 else "",
-                 "gender": (gender + ("_feminine" if gender == "female" else "_masculine")) if rng.random() > 0.05 else "",
+                 "gender": spelled if rng.random() > 0.05 else "",
                  "accents": accent if rng.random() > 0.15 else ""}
         for s in rng.choice(len(SENTENCES), size=clips_per_client, replace=False):
             clip_id += int(rng.integers(1, 50))
