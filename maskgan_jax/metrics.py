@@ -246,3 +246,190 @@ def intervals_overlap(a: Estimate, b: Estimate) -> bool:
     if not all(math.isfinite(v) for v in (a.low, a.high, b.low, b.high)):
         return True
     return a.low <= b.high and b.low <= a.high
+
+
+# --------------------------------------------------------------------------- clustered bootstrap
+#
+# The attack's folds split by speaker/actor/artist, so test outcomes of one group are not
+# independent: the interval resamples whole groups (clusters) of the pooled per-example
+# outcomes. Outcomes are 1 (right), 0 (wrong) or -1 (no label: left out); a 2-D outcome
+# array [N, A] holds one column per attribute, and its accuracy is the mean over attributes
+# of each attribute's pooled accuracy (as the attack's summary defines it).
+
+CLUSTER_METHODS = ("expanded", "percentile", "bca")
+
+
+def _outcomes(values, what: str) -> np.ndarray:
+    a = np.asarray(values)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[0] == 0:
+        raise ValueError(f"{what}: expected outcomes [N] or [N, attributes] with N > 0, got shape {a.shape}")
+    if not np.all(np.isin(a, (-1, 0, 1))):
+        raise ValueError(f"{what}: outcomes must be 1 (right), 0 (wrong) or -1 (no label)")
+    return a.astype(np.int64)
+
+
+def _clusters(clusters, n: int, what: str) -> tuple[np.ndarray, int]:
+    c = np.asarray(clusters).reshape(-1)
+    if c.size != n:
+        raise ValueError(f"{what}: {c.size} cluster ids for {n} outcomes")
+    _, codes = np.unique(c, return_inverse=True)
+    return codes.reshape(-1), int(codes.max()) + 1
+
+
+def _cluster_totals(parts: Sequence[np.ndarray], codes: np.ndarray, g: int) -> np.ndarray:
+    """Per cluster sums [G, V] of the columns of ``parts`` (each [N, k])."""
+    cols = np.concatenate([p.astype(np.float64) for p in parts], axis=1)
+    out = np.zeros((g, cols.shape[1]))
+    np.add.at(out, codes, cols)
+    return out
+
+
+def cluster_resample_counts(n_clusters: int, n_boot: int, seed: int) -> np.ndarray:
+    """How often each cluster is drawn in each of ``n_boot`` resamples [n_boot, G] (seeded).
+
+    Resample b draws G cluster indices ``rng.integers(0, G, G)`` in turn from
+    ``np.random.default_rng(seed)`` (so a slow loop with the same seed draws the same clusters).
+    """
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n_clusters, size=(n_boot, n_clusters))
+    rows = np.repeat(np.arange(n_boot), n_clusters)
+    return np.bincount(rows * n_clusters + idx.reshape(-1),
+                       minlength=n_boot * n_clusters).reshape(n_boot, n_clusters)
+
+
+def _interval(stat: Callable[[np.ndarray], np.ndarray], totals_GxV: np.ndarray, n_boot: int, seed: int,
+              confidence: float, method: str) -> tuple[float, float, float, int]:
+    """(value, low, high, resamples used) of stat(totals) under the cluster bootstrap."""
+    if method not in CLUSTER_METHODS:
+        raise ValueError(f"cluster bootstrap method {method!r}: expected one of {CLUSTER_METHODS}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    g = totals_GxV.shape[0]
+    value = float(stat(totals_GxV.sum(axis=0, keepdims=True))[0])
+    if g < 2 or not math.isfinite(value):
+        return value, math.nan, math.nan, 0
+    boot = stat(cluster_resample_counts(g, n_boot, seed) @ totals_GxV)
+    boot = boot[np.isfinite(boot)]      # a resample without a labelled example (or a 0 denominator)
+    if boot.size < max(10, n_boot // 2):
+        return value, math.nan, math.nan, int(boot.size)
+    alpha = (1.0 - confidence) / 2.0
+    q = np.array([alpha, 1.0 - alpha])
+    if method == "expanded":
+        from scipy import stats as st
+        # Hesterberg's expanded percentile interval: the plain percentile interval is too
+        # narrow with few clusters (by about sqrt((G-1)/G) and normal-vs-t quantiles), so
+        # the tail share is the normal tail at sqrt(G/(G-1))·t_{G-1}(1 - alpha).
+        a2 = float(st.norm.sf(math.sqrt(g / (g - 1.0)) * st.t.ppf(1.0 - alpha, g - 1)))
+        q = np.array([a2, 1.0 - a2])
+    elif method == "bca":
+        from scipy import stats as st
+        # Bias from the share of resamples below the estimate; acceleration from the
+        # leave-one-cluster-out jackknife (Efron & Tibshirani 1993, 14.3).
+        p_below = (np.sum(boot < value) + 0.5 * np.sum(boot == value)) / boot.size
+        z0 = st.norm.ppf(min(max(p_below, 1.0 / boot.size), 1.0 - 1.0 / boot.size))
+        jack = stat(totals_GxV.sum(axis=0)[None, :] - totals_GxV)
+        jack = jack[np.isfinite(jack)]
+        d = jack.mean() - jack
+        den = 6.0 * np.sum(d ** 2) ** 1.5
+        acc = float(np.sum(d ** 3) / den) if den > 0 else 0.0
+        z = st.norm.ppf(q)
+        q = st.norm.cdf(z0 + (z0 + z) / (1.0 - acc * (z0 + z)))
+    lo, hi = np.quantile(boot, q)
+    return value, float(lo), float(hi), int(boot.size)
+
+
+def _accuracy_stat(n_attr: int):
+    def stat(t):   # t [B, 2A]: right counts, then labelled counts, per attribute
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per = t[:, :n_attr] / t[:, n_attr:]
+        # An attribute without a labelled example in a resample leaves the mean undefined.
+        return per.mean(axis=1)
+    return stat
+
+
+def clustered_bootstrap_ci(correct, clusters, n_boot: int = 2000, seed: int = 0,
+                           confidence: float = CONFIDENCE, method: str = "expanded") -> Estimate:
+    """Pooled accuracy of per-example outcomes with a cluster-bootstrap interval (inside [0, 1]).
+
+    ``correct``: [N] or [N, attributes] of 1/0 (-1: no label, left out); ``clusters``: [N]
+    group ids (speaker/actor/artist). Whole clusters are resampled with replacement
+    (`cluster_resample_counts`); the interval is read off the resampled accuracies:
+    ``expanded`` (default) is Hesterberg's expanded percentile interval, whose tails are
+    widened for the number of clusters G (simulated coverage of a nominal 95 % interval:
+    ~93.5 % with 8 clusters, ~95 % with 32; the plain ``percentile`` interval gives ~88 %
+    and ~94 %); ``bca`` is Efron's bias-corrected and accelerated interval. Every method
+    takes quantiles of resampled accuracies, so the interval lies inside [0, 1]. ``n`` is the
+    number of labelled outcomes; with fewer than 2 clusters the bounds are NaN.
+    """
+    a = _outcomes(correct, "clustered_bootstrap_ci")
+    codes, g = _clusters(clusters, a.shape[0], "clustered_bootstrap_ci")
+    totals = _cluster_totals([a == 1, a >= 0], codes, g)
+    value, lo, hi, _ = _interval(_accuracy_stat(a.shape[1]), totals, n_boot, seed, confidence, method)
+    return Estimate(value, lo, hi, int(np.sum(a >= 0)), f"cluster-bootstrap-{method}")
+
+
+def clustered_bootstrap_diff(correct_a, correct_b, clusters, n_boot: int = 2000, seed: int = 0,
+                             confidence: float = CONFIDENCE, method: str = "expanded") -> Estimate:
+    """Paired difference of accuracies, a − b, on the same examples (e.g. white − GAN, adaptive − static).
+
+    Both outcome arrays describe the same examples in the same order; an example counts where
+    both have an outcome. Each resample draws the same clusters for a and b.
+    """
+    a = _outcomes(correct_a, "clustered_bootstrap_diff a")
+    b = _outcomes(correct_b, "clustered_bootstrap_diff b")
+    if a.shape != b.shape:
+        raise ValueError(f"clustered_bootstrap_diff: paired outcomes differ in shape ({a.shape} vs {b.shape})")
+    codes, g = _clusters(clusters, a.shape[0], "clustered_bootstrap_diff")
+    both = (a >= 0) & (b >= 0)
+    totals = _cluster_totals([(a == 1) & both, (b == 1) & both, both], codes, g)
+    k = a.shape[1]
+    acc = _accuracy_stat(k)
+
+    def stat(t):
+        return acc(np.concatenate([t[:, :k], t[:, 2 * k:]], axis=1)) - acc(t[:, k:])
+
+    value, lo, hi, _ = _interval(stat, totals, n_boot, seed, confidence, method)
+    return Estimate(value, lo, hi, int(np.sum(both)), f"cluster-bootstrap-{method}")
+
+
+def clustered_bootstrap_ratio(numerator, denominator, clusters, n_boot: int = 2000, seed: int = 0,
+                              confidence: float = CONFIDENCE, method: str = "expanded") -> Estimate:
+    """Paired ratio of accuracies, acc(numerator) / acc(denominator), on the same examples.
+
+    SPF is ``clustered_bootstrap_ratio(masked, clean, ...)``; for several attributes the ratio
+    is of the attribute-mean accuracies. Resamples whose denominator accuracy is 0 are left out.
+    """
+    a = _outcomes(numerator, "clustered_bootstrap_ratio numerator")
+    b = _outcomes(denominator, "clustered_bootstrap_ratio denominator")
+    if a.shape != b.shape:
+        raise ValueError(f"clustered_bootstrap_ratio: paired outcomes differ in shape ({a.shape} vs {b.shape})")
+    codes, g = _clusters(clusters, a.shape[0], "clustered_bootstrap_ratio")
+    both = (a >= 0) & (b >= 0)
+    if not np.any((b == 1) & both):
+        raise ValueError("clustered_bootstrap_ratio: the denominator's accuracy is 0; the ratio is undefined")
+    totals = _cluster_totals([(a == 1) & both, (b == 1) & both, both], codes, g)
+    k = a.shape[1]
+    acc = _accuracy_stat(k)
+
+    def stat(t):
+        num, den = acc(np.concatenate([t[:, :k], t[:, 2 * k:]], axis=1)), acc(t[:, k:])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / den, np.nan)
+
+    value, lo, hi, _ = _interval(stat, totals, n_boot, seed, confidence, method)
+    return Estimate(value, lo, hi, int(np.sum(both)), f"cluster-bootstrap-{method}")
+
+
+def clustered_reduction_ci(clean, masked, clusters, n_boot: int = 2000, seed: int = 0,
+                           confidence: float = CONFIDENCE, method: str = "expanded") -> Estimate:
+    """Relative reduction (BIA − MIA)/BIA = 1 − MIA/BIA on paired outcomes, cluster-bootstrapped."""
+    r = clustered_bootstrap_ratio(masked, clean, clusters, n_boot, seed, confidence, method)
+    return Estimate(1.0 - r.value, 1.0 - r.high, 1.0 - r.low, r.n, r.method)
+
+
+def clustered_spf_ci(masked, clean, clusters, n_boot: int = 2000, seed: int = 0,
+                     confidence: float = CONFIDENCE, method: str = "expanded") -> Estimate:
+    """SPF = command accuracy masked / clean on paired outcomes, cluster-bootstrapped."""
+    return clustered_bootstrap_ratio(masked, clean, clusters, n_boot, seed, confidence, method)
