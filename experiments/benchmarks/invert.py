@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 
 import jax
@@ -61,8 +62,6 @@ def untrained_generator(dim: int = DIM, slice_len: int = SLICE, seed: int = 0):
 
 def trained_generator(workdir: str, step: int | None = None):
     """(generator_fn, params, info) of a MaskGAN run's restored generator."""
-    import os
-
     from maskgan_jax import checkpoint, gan
     config = gan.read_config(workdir)
     mngr = checkpoint.manager(os.path.join(workdir, gan.CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints)
@@ -107,9 +106,24 @@ def measure(generator_fn, params, clips: int = 4, length: int = SLICE, config: i
             out[kind] = {"removed_db": removed.tolist(), "removed_db_mean": float(removed.mean()),
                          "noise_reduction_db": nr.tolist(), "noise_reduction_db_mean": float(nr.mean()),
                          "fit_mean": float(np.mean(np.asarray(res.fit_BxN)))}
+    # The share the true latents explain: a search that reaches it found the truth's basin; above it,
+    # the family also absorbs speech (the attacker's objective cannot tell the two apart).
+    out["gan"].update(_true_latent(clean, mixes["gan"], gan_noise))
     out["seconds_per_clip"] = float(np.median(times)) / clips
+    # Other work on a shared machine stretches the times; the load says how much to trust them.
+    out["load_average_1m"] = os.getloadavg()[0]
     out["times_s"] = times
     return out
+
+
+def _true_latent(clean_BxT, mix_BxT, noise_BxT) -> dict:
+    """What the true latents give with the least-squares gain: the share explained and the noise reduction."""
+    m = np.asarray(mix_BxT, np.float64)
+    g = np.asarray(noise_BxT, np.float64)
+    gm, gg = np.sum(m * g, -1), np.sum(g * g, -1)
+    residual = m - (gm / gg)[:, None] * g
+    return {"fit_true_latent_mean": float(np.mean(gm ** 2 / gg / np.sum(m * m, -1))),
+            "noise_reduction_db_true_latent_mean": float(np.mean(inv.noise_reduction_db(clean_BxT, m, residual)))}
 
 
 def invert_suite(ctx: common.Context) -> list[dict]:
