@@ -36,6 +36,11 @@ uniform latent that lie near +-1 to a crawl). All recordings, slices and starts 
 the generator as one batch; Adam is element-wise, so one optimiser over the stacked latents
 is the same as one per start. The start with the smallest final objective wins per slice.
 
+Cost: every step runs the generator forward and backward on B x N x starts clips, so the
+search costs about 3 x steps x starts generator passes per slice; the residual of a recording
+depends only on it and its key, so an attack can compute it once per recording and keep it
+rather than search again in every epoch.
+
 The procedure does not care where the noise came from: applied to white-masked audio it is
 the control, and what it removes there is what a Z-dimensional family explains of any
 signal (for a linear generator exactly the projection onto a Z-dimensional subspace, about
