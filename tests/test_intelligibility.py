@@ -1,0 +1,87 @@
+"""STOI / extended STOI / wideband PESQ: the pesq package's published scores, closed-form limits, failures."""
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from maskgan_jax import intelligibility as it
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "pesq")
+# The pesq package's README and tests/test_pesq.py (tests/data/pesq/README.md).
+PESQ_WB_SPEECH_BAB_0DB = 1.0832337141036987
+PESQ_WB_MAX = 4.643888473510742  # P.862.2's MOS-LQO mapping at zero disturbance
+
+
+@pytest.fixture(scope="module")
+def speech():
+    ref, fs = sf.read(os.path.join(DATA, "speech.flac"), dtype="float32")
+    deg, fs2 = sf.read(os.path.join(DATA, "speech_bab_0dB.flac"), dtype="float32")
+    assert fs == fs2 == 16000
+    return ref, deg
+
+
+def test_pesq_wb_matches_the_packages_published_score(speech):
+    ref, deg = speech
+    assert it.pesq_wb(ref, deg) == pytest.approx(PESQ_WB_SPEECH_BAB_0DB, abs=1e-6)
+    assert it.pesq_wb(ref, ref) == pytest.approx(PESQ_WB_MAX, abs=1e-3)
+
+
+def test_stoi_of_clean_against_clean_is_one_and_falls_as_white_noise_rises(speech):
+    ref, _ = speech
+    rng = np.random.default_rng(0)
+    white = rng.standard_normal(ref.size).astype(np.float32)
+    rms = np.sqrt(np.mean(ref.astype(np.float64) ** 2))
+    snrs = [30, 15, 5, 0, -5, -15]
+    noisy = np.stack([ref + white * (rms * 10 ** (-s / 20)) for s in snrs]).astype(np.float32)
+    clean = np.broadcast_to(ref, noisy.shape)
+    scores = it.intelligibility(np.concatenate([ref[None], clean]), np.concatenate([ref[None], noisy]),
+                                workers=1)
+    assert scores.failures == []
+    for m in ("stoi", "estoi"):
+        v = getattr(scores, m)
+        assert v[0] == pytest.approx(1.0, abs=1e-6), m
+        assert np.all(np.diff(v) < 0), (m, v)
+    assert np.all(np.diff(scores.pesq_wb) < 0), scores.pesq_wb
+
+
+def test_unscorable_clips_are_reported_not_raised(speech):
+    ref, deg = speech
+    n = 16000
+    clean = np.stack([ref[:n], np.zeros(n, np.float32), ref[:n]])
+    degraded = np.stack([deg[:n], deg[:n], np.zeros(n, np.float32)])
+    s = it.intelligibility(clean, degraded, workers=1)
+    assert np.isfinite([s.stoi[0], s.estoi[0], s.pesq_wb[0]]).all()
+    assert np.isnan([s.stoi[1], s.estoi[1], s.pesq_wb[1], s.pesq_wb[2]]).all()
+    failed = {(f["clip"], f["metric"]) for f in s.failures}
+    assert failed == {(1, "stoi"), (1, "estoi"), (1, "pesq_wb"), (2, "pesq_wb")}
+    short = it.intelligibility(ref[:2000], deg[:2000], workers=1)
+    assert {f["metric"] for f in short.failures} == {"stoi", "estoi", "pesq_wb"}
+    assert any("BufferTooShort" in f["error"] for f in short.failures)
+    assert short.summary()["failures"] == 3 and short.summary()["pesq_wb"] is None
+
+
+def test_bad_input_is_a_clear_error(speech):
+    ref, deg = speech
+    bad = ref.copy()
+    bad[10] = np.nan
+    with pytest.raises(ValueError, match=r"clip\(s\) \[0\]"):
+        it.intelligibility(ref, bad)
+    with pytest.raises(ValueError, match="same length|\\[N, T\\]"):
+        it.intelligibility(ref, deg[:-1])
+    with pytest.raises(ValueError, match="16 kHz"):
+        it.intelligibility(ref, deg, sample_rate=8000)
+    with pytest.raises(ValueError, match="unknown metric"):
+        it.intelligibility(ref, deg, metrics=("pesq_nb",))
+
+
+def test_worker_processes_give_the_same_scores(speech):
+    ref, deg = speech
+    n = 16000
+    clean = np.stack([ref[:n], ref[n:2 * n], ref[:n], np.zeros(n, np.float32)])
+    degraded = np.stack([deg[:n], deg[n:2 * n], ref[:n], deg[:n]])
+    one = it.intelligibility(clean, degraded, workers=1)
+    two = it.intelligibility(clean, degraded, workers=2)
+    for m in it.METRICS:
+        np.testing.assert_array_equal(getattr(one, m), getattr(two, m))
+    assert one.failures == two.failures
