@@ -54,8 +54,9 @@ import numpy as np
 from maskgan_jax import host_workers, levels
 from maskgan_jax.room_sim import PATHS, RoomConfig, distances, simulate_rooms
 
-__all__ = ["PATHS", "RoomConfig", "Paths", "RirBank", "RoomMix", "build_rir_bank", "load_rir_bank",
-           "room_index", "select", "fft_convolve", "room_mix"]
+__all__ = ["PATHS", "RoomConfig", "Paths", "PathSpectra", "RirBank", "RoomMix", "build_rir_bank",
+           "load_rir_bank", "room_index", "select", "response_spectra", "fft_convolve", "fft_filter",
+           "spectrum", "room_mix"]
 
 FORMAT = "maskgan-jax-rirbank/1"
 # fold_in stream for an example's room, so the room draw is independent of its noise draw.
@@ -101,6 +102,10 @@ class RirBank:
     def paths(self) -> Paths:
         """The responses as a Paths of device arrays [R, L] (pass them into jitted steps)."""
         return Paths(*(jnp.asarray(self.rirs[:, i]) for i in range(len(PATHS))))
+
+    def spectra(self, length: int) -> "PathSpectra":
+        """The responses' spectra for clips of ``length`` samples, on device (room_mix's fast input)."""
+        return response_spectra(self.paths(), length)
 
     def facts(self) -> dict:
         """Summary of the bank for result records (plain JSON values)."""
@@ -223,21 +228,22 @@ def room_index(key_B: jax.Array, n_rooms: int) -> jax.Array:
     return jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, ROOM_STREAM), (), 0, n_rooms))(key_B)
 
 
-def select(paths: Paths, index_B: jax.Array) -> Paths:
-    """The responses [B, L] of rooms ``index_B`` from a bank's Paths [R, L]."""
-    return Paths(*(jnp.take(p, index_B, axis=0) for p in paths))
+def select(paths, index_B: jax.Array):
+    """The rooms ``index_B`` [B] of a bank's Paths [R, L] (or PathSpectra [R, n/2+1]), same type."""
+    return jax.tree.map(lambda p: jnp.take(p, index_B, axis=0), paths)
 
 
 def fft_size(n: int) -> int:
-    """Smallest 2^a 3^b 5^c 7^d >= n (sizes every FFT library handles fast)."""
-    best = 1 << max(0, (n - 1).bit_length())
+    """Smallest even 2^a 3^b 5^c 7^d >= n (a >= 1: sizes every FFT library handles fast)."""
+    n = max(int(n), 2)
+    best = 1 << (n - 1).bit_length()
     p7 = 1
     while p7 < best:
         p5 = p7
         while p5 < best:
             p3 = p5
             while p3 < best:
-                m = p3
+                m = 2 * p3
                 while m < n:
                     m *= 2
                 best = min(best, m)
@@ -247,17 +253,57 @@ def fft_size(n: int) -> int:
     return best
 
 
-def _conv_spectra(x_BxT, h_BxL, n):
-    return jnp.fft.rfft(x_BxT.astype(jnp.float32), n=n), jnp.fft.rfft(h_BxL.astype(jnp.float32), n=n)
+@functools.partial(jax.jit, static_argnums=1)
+def spectrum(h_BxL: jax.Array, length: int) -> jax.Array:
+    """Spectrum of responses [..., L] for filtering clips of ``length`` samples (complex64 [..., n/2+1])."""
+    n = fft_size(length + h_BxL.shape[-1] - 1)  # no circular wrap into the first ``length`` samples
+    return jnp.fft.rfft(h_BxL.astype(jnp.float32), n=n)
+
+
+def _filter(xf, hf, n: int, t: int):
+    return jnp.fft.irfft(xf * hf, n=n)[..., :t]
+
+
+def _check_bins(hf, n: int, taps: int, t: int) -> None:
+    if hf.shape[-1] != n // 2 + 1:
+        raise ValueError(f"response spectra have {hf.shape[-1]} bins, clips of {t} samples with {taps}-tap "
+                         f"responses need {n // 2 + 1}: compute them with spectrum(h, {t})")
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def fft_filter(x_BxT: jax.Array, h_spec: jax.Array, taps: int) -> jax.Array:
+    """fft_convolve with the responses' spectra given (``spectrum(h, T)``; ``taps`` = their length L)."""
+    t = x_BxT.shape[-1]
+    n = fft_size(t + taps - 1)
+    _check_bins(h_spec, n, taps, t)
+    return _filter(jnp.fft.rfft(x_BxT.astype(jnp.float32), n=n), h_spec, n, t)
 
 
 @jax.jit
 def fft_convolve(x_BxT: jax.Array, h_BxL: jax.Array) -> jax.Array:
     """Causal filtering: the first T samples of the full convolution of each row of x with h (float32)."""
-    t, l = x_BxT.shape[-1], h_BxL.shape[-1]
-    n = fft_size(t + l - 1)  # no circular wrap into the first T samples
-    xf, hf = _conv_spectra(x_BxT, h_BxL, n)
-    return jnp.fft.irfft(xf * hf, n=n)[..., :t]
+    t, taps = x_BxT.shape[-1], h_BxL.shape[-1]
+    return fft_filter(x_BxT, spectrum(h_BxL, t), taps)
+
+
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=list(PATHS), meta_fields=["taps"])
+@dataclasses.dataclass(frozen=True)
+class PathSpectra:
+    """The four responses' spectra (``response_spectra``), complex64 [..., n/2+1]; ``taps`` is L (static).
+
+    Computed once per bank and clip length, they spare room_mix four of its ten FFTs.
+    """
+    talker_mic: jax.Array
+    talker_listener: jax.Array
+    masker_mic: jax.Array
+    masker_listener: jax.Array
+    taps: int
+
+
+def response_spectra(paths: Paths, length: int) -> PathSpectra:
+    """Spectra of a bank's (or a batch's) responses for clips of ``length`` samples."""
+    return PathSpectra(*(spectrum(p, int(length)) for p in paths), taps=int(paths.talker_mic.shape[-1]))
 
 
 class RoomMix(NamedTuple):
@@ -281,10 +327,13 @@ def _ms(x):
 
 
 @functools.partial(jax.jit, static_argnames=("speech_spl", "noise_spl", "fullscale_spl", "allow_above_comfort"))
-def room_mix(clean_BxT: jax.Array, noise_BxT: jax.Array | None, rirs: Paths, speech_spl: float = 60.0,
+def room_mix(clean_BxT: jax.Array, noise_BxT: jax.Array | None, rirs: Paths | PathSpectra, speech_spl: float = 60.0,
              noise_spl: float = levels.COMFORT_LIMIT_SPL, fullscale_spl: float = levels.DEFAULT_FULLSCALE_SPL,
              allow_above_comfort: bool = False) -> RoomMix:
-    """Speech and masking noise through the room (rirs: Paths [B, L]); see the module's calibration.
+    """Speech and masking noise through the room; see the module's calibration.
+
+    ``rirs``: each example's responses, Paths [B, L] or PathSpectra (``response_spectra``
+    of the bank for clips of T samples, then ``select``).
 
     ``noise_BxT=None`` is the unmasked room (clean cells): the microphone hears reverberant
     speech only. Jitted, with the levels static (concrete numbers; each new level compiles once).
@@ -294,17 +343,28 @@ def room_mix(clean_BxT: jax.Array, noise_BxT: jax.Array | None, rirs: Paths, spe
     levels._check_float(c, "clean")
     c = c.astype(jnp.float32)
     t = c.shape[-1]
-    n = fft_size(t + rirs.talker_mic.shape[-1] - 1)
+    if isinstance(rirs, PathSpectra):
+        taps = rirs.taps
+        spec = rirs
+    else:
+        taps = rirs.talker_mic.shape[-1]
+        spec = None
+    n = fft_size(t + taps - 1)
+
+    def through(xf, name):
+        if spec is None:
+            hf = jnp.fft.rfft(getattr(rirs, name).astype(jnp.float32), n=n)
+        else:
+            hf = getattr(spec, name)
+            _check_bins(hf, n, taps, t)
+        return _filter(xf, hf, n, t)
+
     speech_rms = np.float32(10.0 ** ((float(speech_spl) - fullscale_spl) / 20.0))
     ms_clean = _ms(c)
     # Dry speech as heard 1 m from the talker (unity free-field gain at 1 m).
     cf = jnp.fft.rfft(c * (speech_rms / jnp.sqrt(ms_clean))[..., None], n=n)
-
-    def through(xf, h):
-        return jnp.fft.irfft(xf * jnp.fft.rfft(h.astype(jnp.float32), n=n), n=n)[..., :t]
-
-    speech_mic = through(cf, rirs.talker_mic)
-    speech_lis = through(cf, rirs.talker_listener)
+    speech_mic = through(cf, "talker_mic")
+    speech_lis = through(cf, "talker_listener")
     agc = jnp.sqrt(ms_clean / _ms(speech_mic))
     if noise_BxT is None:
         mic = speech_mic * agc[..., None]
@@ -314,8 +374,8 @@ def room_mix(clean_BxT: jax.Array, noise_BxT: jax.Array | None, rirs: Paths, spe
     z = jnp.asarray(noise_BxT)
     levels._check_float(z, "noise")
     zf = jnp.fft.rfft(z.astype(jnp.float32), n=n)
-    noise_lis = through(zf, rirs.masker_listener)
-    noise_mic = through(zf, rirs.masker_mic)
+    noise_lis = through(zf, "masker_listener")
+    noise_mic = through(zf, "masker_mic")
     noise_rms = np.float32(10.0 ** ((float(noise_spl) - fullscale_spl) / 20.0))
     ms_nl = _ms(noise_lis)
     g = noise_rms / jnp.sqrt(ms_nl)

@@ -17,8 +17,10 @@ def test_convolution_figures_on_tiny_shapes():
     assert conv["max_rel_error"] < 1e-5
     assert conv["speedup"] == pytest.approx(conv["scipy_seconds"] / conv["seconds"])
     assert conv["fft_size"] == room.fft_size(512 + 64 - 1)
+    assert recs["fft_filter_spectrum_vs_scipy"]["max_rel_error"] < 1e-5
     mix = recs["room_mix_vs_scipy_4conv"]
     assert mix["rtf"] == pytest.approx(mix["seconds"] / (2 * 512 / 16000))
+    assert "room_mix_responses_vs_scipy_4conv" in recs
 
 
 def test_bank_build_figure_on_one_tiny_room():

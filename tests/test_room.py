@@ -88,7 +88,7 @@ def test_fft_convolve_equals_scipy_fftconvolve(shape_x, shape_h):
     np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
 
 
-def test_fft_size_is_7_smooth_and_minimal():
+def test_fft_size_is_even_7_smooth_and_minimal():
     def smooth(m):
         for p in (2, 3, 5, 7):
             while m % p == 0:
@@ -96,8 +96,25 @@ def test_fft_size_is_7_smooth_and_minimal():
         return m == 1
     for n in (1, 2, 97, 1000, 40767, 65537):
         got = room.fft_size(n)
-        assert got >= n and smooth(got)
-        assert not any(smooth(m) for m in range(n, got))
+        assert got >= n and got % 2 == 0 and smooth(got)
+        assert not any(smooth(m) for m in range(max(n, 2), got) if m % 2 == 0)
+
+
+def test_precomputed_spectra_give_the_same_filtering():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 700)).astype(np.float32)
+    hs = [rng.standard_normal((3, 90)).astype(np.float32) for _ in range(4)]
+    want = scipy.signal.fftconvolve(x.astype(np.float64), hs[0].astype(np.float64), axes=-1)[:, :700]
+    got = np.asarray(room.fft_filter(x, room.spectrum(hs[0], 700), 90))
+    np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
+    paths = room.Paths(*map(jnp.asarray, hs))
+    spec = room.response_spectra(paths, 700)
+    noise = rng.standard_normal((3, 700)).astype(np.float32)
+    a, b = room.room_mix(x, noise, paths), room.room_mix(x, noise, room.select(spec, jnp.arange(3)))
+    for f in a._fields:
+        np.testing.assert_allclose(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="spectrum"):
+        room.room_mix(x[:, :300], noise[:, :300], spec)
 
 
 # ------------------------------------------------------------------- bank and cache

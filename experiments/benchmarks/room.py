@@ -2,10 +2,16 @@
 
 Convolution: a batch of clips (default 64 x 32768 samples) filtered by one response each
 (8000 taps, 0.5 s at 16 kHz), causal ('full' cut to the clip). Ours is the jitted
-``room.fft_convolve`` on the default device; the peer is ``scipy.signal.fftconvolve``
-on the same float32 batch, as called (one thread) and with scipy.fft's workers set to the
-CPU count. ``room_mix`` (four convolutions plus the levels) is timed against the four
-fftconvolve calls it replaces. Contenders alternate, medians are reported.
+``room.fft_convolve`` on the default device (the same three FFTs as the peer), and
+``room.fft_filter`` with the responses' spectra computed once (as a bank's are: two
+FFTs); the peer is ``scipy.signal.fftconvolve`` on the same float32 batch, as called
+(one thread) and with scipy.fft's workers set to the CPU count. ``room_mix`` (four
+convolutions plus the levels; with the bank's spectra, and with raw responses) is timed
+against the four fftconvolve calls it replaces. Contenders alternate; medians of wall
+and of process CPU seconds (user + system, and user alone) are reported, with minor page
+faults per call: CPU time is less sensitive to other load, and system time is mostly the
+page faults of buffers the allocator handed back to the OS (glibc does so for large
+blocks; MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment keep them).
 
 RIR bank: ``room.build_rir_bank`` for 64 rooms of the default config, no cache, all
 worker processes; then the cached read.
@@ -13,6 +19,8 @@ worker processes; then the cached read.
 from __future__ import annotations
 
 import os
+import resource
+import statistics
 import time
 
 import numpy as np
@@ -24,16 +32,28 @@ def _load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
-def _timed(fn):
+def _usage() -> np.ndarray:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return np.array([r.ru_utime, r.ru_stime, r.ru_minflt], np.float64)
+
+
+def _timed(fn, usage: list):
+    # Wall seconds of one call; the process's [user, system] CPU seconds (all threads) and
+    # minor page faults go to ``usage``: on a shared machine a call is preempted, which
+    # inflates wall time but not CPU time. System time is mostly page faults: glibc returns
+    # large freed buffers to the OS, so each call's fresh buffers fault in again.
     def run():
+        u0 = _usage()
         t0 = time.perf_counter()
         fn()
-        return time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        usage.append(_usage() - u0)
+        return wall
     return run
 
 
 def convolution(batch: int = 64, length: int = 32768, taps: int = 8000, rounds: int = 7) -> list[dict]:
-    """fft_convolve and room_mix vs scipy.signal.fftconvolve on the same batch (records)."""
+    """fft_convolve / fft_filter / room_mix vs scipy.signal.fftconvolve on the same batch (records)."""
     import jax
     import scipy.fft
     import scipy.signal
@@ -47,52 +67,65 @@ def convolution(batch: int = 64, length: int = 32768, taps: int = 8000, rounds: 
     hs = [(rng.standard_normal((batch, taps)) * decay).astype(np.float32) for _ in range(4)]
     xd, nd = jax.device_put(x), jax.device_put(noise)
     paths = room.Paths(*(jax.device_put(h) for h in hs))
+    spectra = jax.block_until_ready(room.response_spectra(paths, length))
     cores = os.cpu_count() or 1
 
     def scipy_conv(a, h):
         return scipy.signal.fftconvolve(a, h, axes=-1)[:, :length]
 
-    def scipy_all(w):
+    def scipy_one(w):
         with scipy.fft.set_workers(w):
             scipy_conv(x, hs[0])
 
-    def scipy_mix(w):
+    def scipy_four(w):
         with scipy.fft.set_workers(w):
             for a, h in ((x, hs[0]), (x, hs[1]), (noise, hs[2]), (noise, hs[3])):
                 scipy_conv(a, h)
 
-    got = np.asarray(room.fft_convolve(xd, paths.talker_mic))
     want = scipy_conv(x.astype(np.float64), hs[0].astype(np.float64))
-    err = float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
-    jax.block_until_ready(room.room_mix(xd, nd, paths))
-    contenders = {
-        "ours": _timed(lambda: room.fft_convolve(xd, paths.talker_mic).block_until_ready()),
-        "scipy": _timed(lambda: scipy_all(1)),
-        "scipy_workers": _timed(lambda: scipy_all(cores)),
-        "room_mix": _timed(lambda: jax.block_until_ready(room.room_mix(xd, nd, paths))),
-        "scipy_4conv": _timed(lambda: scipy_mix(1)),
-        "scipy_4conv_workers": _timed(lambda: scipy_mix(cores)),
+    errs = {}
+    for name, got in (("ours", room.fft_convolve(xd, paths.talker_mic)),
+                      ("ours_spectrum", room.fft_filter(xd, spectra.talker_mic, taps))):
+        errs[name] = float(np.max(np.abs(np.asarray(got) - want)) / np.max(np.abs(want)))
+    calls = {
+        "ours": lambda: room.fft_convolve(xd, paths.talker_mic).block_until_ready(),
+        "ours_spectrum": lambda: room.fft_filter(xd, spectra.talker_mic, taps).block_until_ready(),
+        "scipy": lambda: scipy_one(1),
+        "scipy_workers": lambda: scipy_one(cores),
+        "room_mix": lambda: jax.block_until_ready(room.room_mix(xd, nd, spectra)),
+        "room_mix_responses": lambda: jax.block_until_ready(room.room_mix(xd, nd, paths)),
+        "scipy_4conv": lambda: scipy_four(1),
+        "scipy_4conv_workers": lambda: scipy_four(cores),
     }
-    for f in contenders.values():  # warm-up (compilation, scipy's plan cache)
+    for f in calls.values():  # warm-up (compilation, scipy's plan cache)
         f()
-    res = common.alternate(contenders, rounds)
+    usage = {k: [] for k in calls}
+    res = common.alternate({k: _timed(f, usage[k]) for k, f in calls.items()}, rounds)
     med = {k: v["median_s"] for k, v in res.items()}
+    mcpu = {k: statistics.median(float(u[0] + u[1]) for u in v) for k, v in usage.items()}
+    muser = {k: statistics.median(float(u[0]) for u in v) for k, v in usage.items()}
+    mfault = {k: statistics.median(float(u[2]) for u in v) for k, v in usage.items()}
     shape = {"batch": batch, "length": length, "taps": taps, "fft_size": room.fft_size(length + taps - 1),
              "device": str(jax.devices()[0].device_kind), "cpu_count": cores, "rounds": rounds,
              "loadavg": _load()}
+
+    def fig(name, ours, peer, **extra):
+        return common.record(
+            "room", name, **shape, seconds=med[ours], cpu_seconds=mcpu[ours], user_seconds=muser[ours],
+            minor_faults=mfault[ours], scipy_seconds=med[peer], scipy_cpu_seconds=mcpu[peer],
+            scipy_user_seconds=muser[peer], scipy_minor_faults=mfault[peer],
+            scipy_workers_seconds=med[peer + "_workers"],
+            speedup=med[peer] / med[ours], speedup_cpu=mcpu[peer] / mcpu[ours],
+            speedup_user=muser[peer] / muser[ours],
+            speedup_vs_scipy_workers=med[peer + "_workers"] / med[ours], clips_per_s=batch / med[ours],
+            times_s=res[ours]["times_s"], scipy_times_s=res[peer]["times_s"], **extra)
+
     return [
-        common.record("room", "fft_convolve_vs_scipy", **shape, seconds=med["ours"],
-                      scipy_seconds=med["scipy"], scipy_workers_seconds=med["scipy_workers"],
-                      speedup=med["scipy"] / med["ours"], speedup_vs_scipy_workers=med["scipy_workers"] / med["ours"],
-                      goal_speedup=1.0, max_rel_error=err,
-                      clips_per_s=batch / med["ours"], times_s=res["ours"]["times_s"],
-                      scipy_times_s=res["scipy"]["times_s"], scipy_workers_times_s=res["scipy_workers"]["times_s"]),
-        common.record("room", "room_mix_vs_scipy_4conv", **shape, seconds=med["room_mix"],
-                      scipy_seconds=med["scipy_4conv"], scipy_workers_seconds=med["scipy_4conv_workers"],
-                      speedup=med["scipy_4conv"] / med["room_mix"],
-                      speedup_vs_scipy_workers=med["scipy_4conv_workers"] / med["room_mix"],
-                      clips_per_s=batch / med["room_mix"],
-                      rtf=med["room_mix"] / (batch * length / 16000.0), times_s=res["room_mix"]["times_s"]),
+        fig("fft_convolve_vs_scipy", "ours", "scipy", goal_speedup=1.0, max_rel_error=errs["ours"]),
+        fig("fft_filter_spectrum_vs_scipy", "ours_spectrum", "scipy", max_rel_error=errs["ours_spectrum"]),
+        fig("room_mix_vs_scipy_4conv", "room_mix", "scipy_4conv",
+            rtf=med["room_mix"] / (batch * length / 16000.0)),
+        fig("room_mix_responses_vs_scipy_4conv", "room_mix_responses", "scipy_4conv"),
     ]
 
 
