@@ -9,7 +9,9 @@ masker->microphone and masker->listener, float32 ``[rir_length]`` each.
 A fresh room per example: ``room_index(key_B, n_rooms)`` picks each example's room from
 the example's own key (the key that also draws its noise, folded with a fixed stream
 number so the two draws are independent), so an example's room depends neither on the
-batch it lands in nor on the device count. ``select(paths, index_B)`` gathers the responses.
+batch it lands in nor on the device count. ``select(paths, index_B)`` gathers the responses,
+or their spectra: ``bank.spectra(T)`` (a ``PathSpectra``) computes them once for clips of
+T samples and spares ``room_mix`` four of its ten FFTs.
 
 Calibration (the levels where they are heard):
 

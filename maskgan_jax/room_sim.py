@@ -72,7 +72,7 @@ class RoomConfig:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, list):  # from JSON: keep the dataclass hashable and comparable
+            if isinstance(v, (list, tuple)):  # lists from JSON, ints from callers: one spelling, one cache key
                 object.__setattr__(self, f.name, tuple(float(x) for x in v))
         lo, hi = np.asarray(self.dims_min, float), np.asarray(self.dims_max, float)
         if lo.shape != (3,) or hi.shape != (3,) or (lo <= 0).any() or (hi < lo).any():
