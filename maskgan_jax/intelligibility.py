@@ -152,7 +152,8 @@ def intelligibility(clean_NxT, degraded_NxT, sample_rate: int = 16000, metrics: 
     """STOI, extended STOI and wideband PESQ of each degraded clip against its clean clip.
 
     ``workers``: processes to use (default: the CPU count, keeping at least
-    MIN_CLIPS_PER_WORKER clips per process; 1 runs in this process). Same scores either way.
+    MIN_CLIPS_PER_WORKER clips per process; 1 runs in this process). The scores are the same
+    either way up to float rounding (workers run one BLAS thread).
     """
     metrics = tuple(metrics)
     c, d = _check(clean_NxT, degraded_NxT, metrics, sample_rate)

@@ -82,6 +82,6 @@ def test_worker_processes_give_the_same_scores(speech):
     degraded = np.stack([deg[:n], deg[n:2 * n], ref[:n], deg[:n]])
     one = it.intelligibility(clean, degraded, workers=1)
     two = it.intelligibility(clean, degraded, workers=2)
-    for m in it.METRICS:
-        np.testing.assert_array_equal(getattr(one, m), getattr(two, m))
+    for m in it.METRICS:  # workers run one BLAS thread: sums may round differently
+        np.testing.assert_allclose(getattr(one, m), getattr(two, m), rtol=1e-12)
     assert one.failures == two.failures
