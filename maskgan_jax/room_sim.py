@@ -11,12 +11,13 @@ at 1 m (``free_field_scale``) and cut or zero-padded to ``rir_length`` samples.
 
 Reverberation time. Sabine inversion (``pyroomacoustics.inverse_sabine``) gives the wall
 absorption and the image-source order for the drawn RT60. The image-source decay departs
-from Sabine's diffuse-field formula in long or flat rooms (measured on rooms from the
-default ranges: Schroeder T20 from 0.9x to 1.5x the requested RT60), so the absorption is
-then corrected from a simulation of the talker-listener path: its Schroeder T20 is
-measured and the absorption updated by Eyring's law, ``1 - a' = (1 - a)**(T/RT60)``, until
-T20 is within ``rt60_tolerance`` of the request (at most ``rt60_steps`` corrections). The
-bank records the Sabine absorption, the one used, and every path's measured T20.
+from Sabine's diffuse-field formula in long or flat rooms (measured on 32 rooms from the
+default ranges: Schroeder T20 from 0.77x to 1.34x the requested RT60, a quarter of them
+more than 20 % off), so the absorption is then corrected from a simulation of the
+talker-listener path: its Schroeder T20 is measured and the absorption updated by Eyring's
+law, ``1 - a' = (1 - a)**(T/RT60)``, until T20 is within ``rt60_tolerance`` of the request
+(at most ``rt60_steps`` corrections). The bank records the Sabine absorption, the one used,
+and every path's measured T20 (same 32 rooms, all four paths: within 13 % of the request).
 """
 from __future__ import annotations
 
