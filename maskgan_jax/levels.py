@@ -7,6 +7,13 @@ Two calibrations are kept apart (DESIGN.md, "Levels"):
 * recording: the adversary's device keeps speech at its recorded digital level, so a mix
   keeps the clean audio as it is and adds the noise at SNR = speech SPL - noise SPL.
 
+The room channel (``room``) defines each level where it is heard: the speech's 60 dB SPL
+1 m from the talker, the masker's level (at most the comfort limit) at the listener's
+position, as the RMS of the noise's reverberant signal there; responses have unity gain
+for the free-field direct path at 1 m, and the listener's signals are in the playback
+calibration. The attacker records the microphone's mix, which the recording's gain
+control scales so that its speech component keeps the clean clip's recorded RMS.
+
 Levels are the RMS over the whole clip. Mean squares are floored at ``POWER_FLOOR``
 (-200 dBFS), so silence has a level of -200 dBFS instead of -inf and no function here ever
 returns NaN: mixing into silent clean audio adds (practically) no noise, since the noise is
