@@ -7,9 +7,14 @@ Without --data_dir the embedded corpus of the task is generated once under the c
 """
 from __future__ import annotations
 
+import dataclasses
+import os
+
 from absl import app, flags
 
-from maskgan_jax.vocab import ADVERSARIES, DENOISE_FRONT_END, MODEL_FAMILIES, TASKS
+from experiments import cli
+
+from maskgan_jax.vocab import ADVERSARIES, CHANNELS, DENOISE_FRONT_END, MODEL_FAMILIES, TASKS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("task", None, list(TASKS),
@@ -29,15 +34,32 @@ flags.DEFINE_bool("allow_above_comfort", False, "Allow --noise_spl above the 45 
 flags.DEFINE_enum("adversary", "static", list(ADVERSARIES),
                   "static: trained on clean audio; adaptive: trained on masked audio; denoise: a "
                   "denoising front end (--front_end, default wiener) before its log-mel.")
+flags.DEFINE_enum("channel", "digital", list(CHANNELS),
+                  "digital: noise added at the SNR; room: talker, masker, microphone and listener in "
+                  "simulated shoebox rooms (the masker's level at the listener, the speech's at 1 m).")
+flags.DEFINE_integer("rooms", None, "Room channel: rooms in the impulse-response bank (one per example).")
 flags.DEFINE_string("front_end", None, "Adversary front end before the log-mel: none, wiener, subtraction "
                     "(default: wiener for --adversary=denoise, else none).")
 flags.DEFINE_enum("front_end_at", "test", ["test", "both"], "Apply the front end at test time or also in training.")
 flags.DEFINE_integer("seed", 0, "Seed of folds, initialisation, batch order and noise.")
-flags.DEFINE_integer("epochs", None, "Maximum epochs per fold (early stopping may end sooner).")
-flags.DEFINE_integer("patience", None, "Epochs without validation improvement before stopping.")
+flags.DEFINE_integer("epochs", None, "At most this many passes over a fold's training split (beyond --min_steps).")
+flags.DEFINE_integer("min_steps", None, "At least this many optimiser steps per fold, whatever the corpus size.")
+flags.DEFINE_integer("eval_every", None, "Optimiser steps between validations (0: about 40 per fold).")
+flags.DEFINE_integer("patience", None, "Validations without improvement before stopping (after --min_steps).")
 flags.DEFINE_integer("batch_size", None, "Global batch size (a multiple of the device count).")
-flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
+flags.DEFINE_float("learning_rate", None, "Peak AdamW learning rate.")
+flags.DEFINE_enum("schedule", None, ["constant", "cosine"], "Learning-rate schedule (cosine: warmup, then decay).")
+flags.DEFINE_float("weight_decay", None, "AdamW decoupled weight decay.")
+flags.DEFINE_float("time_shift", None, "Training augmentation: random circular shift, fraction of the clip.")
+flags.DEFINE_integer("time_masks", None, "Training augmentation: SpecAugment masks over frames.")
+flags.DEFINE_integer("freq_masks", None, "Training augmentation: SpecAugment masks over mel bands.")
 flags.DEFINE_list("channels", None, "Conv channels per block (cnn, crnn), e.g. 32,64,128,128.")
+flags.DEFINE_enum("norm", None, ["none", "layer"], "Normalisation after each conv block.")
+flags.DEFINE_bool("input_stats", None, "The readout also sees the input log-mel's per-band statistics.")
+flags.DEFINE_float("dropout", None, "Dropout on the readout features in training.")
+flags.DEFINE_enum("readout_init", None, ["random", "probe"],
+                  "probe: a readout on input statistics starts from the probe fitted on each fold.")
+flags.DEFINE_integer("n_mels", None, "Mel bands of the attacker's log-mel.")
 flags.DEFINE_integer("hidden", None, "Recurrent width (rnn, crnn).")
 flags.DEFINE_integer("layers", None, "Recurrent layers (rnn, crnn).")
 flags.DEFINE_enum("cell", None, ["gru", "lstm"], "Recurrent cell.")
@@ -53,9 +75,14 @@ def main(argv):
     from experiments.configs import attack as configs
     from maskgan_jax import attack
     from maskgan_jax.data import cache
-    over = {k: getattr(FLAGS, k) for k in ("folds", "epochs", "patience", "batch_size", "learning_rate",
-                                          "hidden", "layers", "cell", "num_devices")
+    over = {k: getattr(FLAGS, k) for k in ("folds", "epochs", "min_steps", "eval_every", "patience", "batch_size",
+                                          "learning_rate", "schedule", "weight_decay", "time_shift",
+                                          "time_masks", "freq_masks", "readout_init", "hidden", "layers", "cell", "norm",
+                                          "input_stats", "dropout", "rooms",
+                                          "num_devices")
             if getattr(FLAGS, k) is not None}
+    if FLAGS.n_mels is not None:
+        over["mel"] = dataclasses.replace(configs.get(FLAGS.config, FLAGS.model).mel, n_mels=FLAGS.n_mels)
     if FLAGS.channels is not None:
         try:
             over["channels"] = tuple(int(c) for c in FLAGS.channels)
@@ -65,7 +92,8 @@ def main(argv):
         cfg = configs.get(FLAGS.config, FLAGS.model, task=FLAGS.task, noise=FLAGS.noise,
                           noise_spl=FLAGS.noise_spl, speech_spl=FLAGS.speech_spl,
                           allow_above_comfort=FLAGS.allow_above_comfort, adversary=FLAGS.adversary,
-                          front_end=FLAGS.front_end or (DENOISE_FRONT_END if FLAGS.adversary == "denoise" else "none"), front_end_at=FLAGS.front_end_at, seed=FLAGS.seed,
+                          front_end=FLAGS.front_end or (DENOISE_FRONT_END if FLAGS.adversary == "denoise" else "none"),
+                          channel=FLAGS.channel, front_end_at=FLAGS.front_end_at, seed=FLAGS.seed,
                           **over).validate()
     except ValueError as e:
         raise app.UsageError(str(e)) from None
@@ -73,7 +101,8 @@ def main(argv):
         data = cache.open_task_store(FLAGS.task, FLAGS.data_dir, FLAGS.cache_dir, FLAGS.data_size)
     except ValueError as e:   # includes the layout loaders' LayoutError
         raise app.UsageError(str(e)) from None
-    records = attack.run_attack(cfg, data, FLAGS.out)
+    records = attack.run_attack(cfg, data, FLAGS.out,
+                                room_dir=os.path.join(FLAGS.cache_dir or cache.default_cache_dir(), "rooms"))
     s = records[-1]
     lo, hi = s["ci95"]
     ci = f" (95% CI {lo:.4f}..{hi:.4f})" if lo is not None else ""
@@ -82,7 +111,8 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    """Console entry point (the same help and errors as python -m)."""
+    cli.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ and the per-octave-band power-spectrum deviation from the training target.
 from __future__ import annotations
 
 from absl import app, flags
-from absl import logging as absl_logging
+
+from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A train_maskgan workdir.")
@@ -35,7 +36,6 @@ def main(argv):
         raise app.UsageError("give exactly one of --seconds (one stream) or --num_clips (separate clips)")
     # Imported here so that --help answers without loading JAX.
     from maskgan_jax import gan_generate, levels
-    absl_logging.set_verbosity(absl_logging.WARNING)
     if FLAGS.spl_db > levels.COMFORT_LIMIT_SPL and not FLAGS.allow_above_comfort:
         raise app.UsageError(f"--spl_db={FLAGS.spl_db} is above the {levels.COMFORT_LIMIT_SPL:g} dB SPL comfort "
                              f"limit; pass --allow_above_comfort for research sweeps")
@@ -50,7 +50,8 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    """Console entry point (the same help and errors as python -m)."""
+    cli.run(main, __name__)
 
 
 if __name__ == "__main__":

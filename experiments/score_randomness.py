@@ -19,6 +19,8 @@ import sys
 
 from absl import app, flags
 
+from experiments import cli
+
 from maskgan_jax.vocab import TASKS
 
 FLAGS = flags.FLAGS
@@ -104,7 +106,7 @@ def main(argv):
     from maskgan_jax.progress import Progress
     from maskgan_jax.results import versions, write_jsonl_atomic
     try:
-        masking.parse_noise(FLAGS.noise)
+        masking.check_spec(FLAGS.noise)
         if FLAGS.noise != "none":
             masking.check_levels(FLAGS.noise_spl, FLAGS.speech_spl, FLAGS.allow_above_comfort)
     except ValueError as e:
@@ -156,7 +158,8 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    """Console entry point (the same help and errors as python -m)."""
+    cli.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -13,18 +13,21 @@ import dataclasses
 
 from absl import app, flags
 
+from experiments import cli
+
 from experiments.configs import study as study_configs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("config", "default", sorted(study_configs.CONFIGS), "Named study config.")
 flags.DEFINE_string("out", "out/study", "Output folder (cells, stores, MaskGAN, report.md).")
 flags.DEFINE_string("cells", "", "Subset of cells: 'key=glob|glob,key=glob;...' with keys task, model, "
-                    "noise, level, adversary, seed (',' = and; '|' and ';' = or; level '-' = clean).")
+                    "noise, level, adversary, seed, channel (',' = and; '|' and ';' = or; level '-' = clean).")
 flags.DEFINE_integer("worker", 0, "This worker's index (0-based) when sharding across processes.")
 flags.DEFINE_integer("num_workers", 1, "Number of workers sharing --out (each takes every N-th group).")
 flags.DEFINE_bool("report_only", False, "Only merge the existing cells into report.md.")
 flags.DEFINE_list("tasks", None, "Override: tasks (mgi, udi, sei, commands).")
-flags.DEFINE_list("models", None, "Override: attacker models (cnn, rnn, crnn).")
+flags.DEFINE_list("models", None, "Override: attacker families (cnn, rnn, crnn, probe).")
+flags.DEFINE_list("channels", None, "Override: channels (digital, room).")
 flags.DEFINE_list("noises", None, "Override: noises (white, pink, brown, gan).")
 flags.DEFINE_list("levels", None, "Override: noise levels in dB SPL (all at or below 45 unless "
                   "--allow_above_comfort).")
@@ -51,6 +54,8 @@ def build_config():
         over["tasks"] = tuple(FLAGS.tasks)
     if FLAGS.models:
         over["models"] = tuple(FLAGS.models)
+    if FLAGS.channels:
+        over["channels"] = tuple(FLAGS.channels)
     if FLAGS.noises:
         over["noises"] = tuple(FLAGS.noises)
     if FLAGS.levels:
@@ -80,11 +85,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that --help answers without loading JAX.
-    from absl import logging
     from maskgan_jax import study
-    if not FLAGS["verbosity"].present:
-        # Library INFO lines (checkpointing) would drown the study's own progress lines.
-        logging.set_verbosity(logging.WARNING)
     try:
         cfg = build_config().validate()
         study_cells_check(FLAGS.cells)
@@ -103,8 +104,8 @@ def study_cells_check(spec: str) -> None:
 
 
 def run():
-    """Console entry point (maskgan-study)."""
-    app.run(main)
+    """Console entry point (the same help and errors as python -m)."""
+    cli.run(main, __name__)
 
 
 if __name__ == "__main__":

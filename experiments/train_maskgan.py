@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 
 from absl import app, flags
-from absl import logging as absl_logging
+
+from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", "cpu", "Named config: tiny | cpu | paper (experiments/configs/maskgan.py).")
@@ -49,17 +50,17 @@ def main(argv):
     try:
         config = configs.get_config(FLAGS.config, **{k: getattr(FLAGS, k) for k in _FIELDS})
     except ValueError as e:
-        raise app.UsageError(f"--{e}") from None
+        msg = str(e)
+        raise app.UsageError(msg if msg.startswith("--") else f"--{msg}") from None
     if FLAGS.coordinator_address or FLAGS.num_processes:
         parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    # Our own progress lines go to stderr; orbax's per-save INFO lines would drown them.
-    absl_logging.set_verbosity(absl_logging.WARNING)
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if parallel.is_main_process() else (lambda m: None)
     gan.train(config, FLAGS.workdir, num_devices=FLAGS.num_devices, log_fn=say)
 
 
 def run():
-    app.run(main)
+    """Console entry point (the same help and errors as python -m)."""
+    cli.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -387,3 +387,26 @@ def log_mel_spectrogram(wave_BxT, sample_rate: float = 16000, n_fft: int = 1024,
     s = mel_spectrogram(wave_BxT, sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
                         chunk_frames, impl)
     return 10.0 * jnp.log10(jnp.maximum(s, 1e-10))
+
+
+def floor_db(log_mel_BxMxF, top_db: float | None = 80.0):
+    """The log-mel (dB) floored ``top_db`` below each example's maximum (librosa's ``top_db``)."""
+    if top_db is None:
+        return log_mel_BxMxF
+    return jnp.maximum(log_mel_BxMxF, jnp.max(log_mel_BxMxF, axis=(1, 2), keepdims=True) - top_db)
+
+
+def log_mel_statistics(log_mel_BxMxF, top_db: float | None = 80.0):
+    """Summary statistics of a log-mel batch [B, 4M+1]: per band the mean and standard deviation over
+    time of the floored log-mel (dB) and of its frame-to-frame differences, and the overall level.
+
+    The probe attacker's features, and the statistics the neural attackers' readout can also see.
+    """
+    mel = jnp.asarray(log_mel_BxMxF)
+    if mel.ndim != 3 or mel.shape[2] < 2:
+        raise ValueError(f"log_mel_statistics: expected a log-mel batch [B, mels, frames>=2], got {mel.shape}")
+    mel = floor_db(mel, top_db)
+    delta = jnp.diff(mel, axis=2)
+    level = jnp.mean(mel, axis=(1, 2))[:, None]
+    return jnp.concatenate([jnp.mean(mel, axis=2), jnp.std(mel, axis=2),
+                            jnp.mean(delta, axis=2), jnp.std(delta, axis=2), level], axis=1)

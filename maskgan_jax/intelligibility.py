@@ -28,6 +28,10 @@ import warnings
 from typing import NamedTuple, Sequence
 
 import numpy as np
+import pesq as _pesq
+from pystoi import stoi as _stoi
+
+from maskgan_jax import host_workers
 
 METRICS = ("stoi", "estoi", "pesq_wb")
 # Below this many clips per worker, starting processes costs more than it saves.
@@ -63,7 +67,6 @@ class Scores(NamedTuple):
 
 def stoi(clean, degraded, sample_rate: int = 16000, extended: bool = False) -> float:
     """STOI (or extended STOI) of one degraded clip against its clean reference (pystoi)."""
-    from pystoi import stoi as _stoi
     x, y = _pair(clean, degraded)
     if not np.any(x):
         raise IntelligibilityError("silent reference (all-zero clean clip)")
@@ -80,7 +83,6 @@ def stoi(clean, degraded, sample_rate: int = 16000, extended: bool = False) -> f
 
 def pesq_wb(clean, degraded, sample_rate: int = 16000) -> float:
     """Wideband PESQ (ITU-T P.862.2, MOS-LQO) of one degraded clip against its clean reference."""
-    import pesq as _pesq
     if int(sample_rate) != 16000:
         raise ValueError(f"wideband PESQ needs 16 kHz audio, got sample_rate={sample_rate}; resample first")
     x, y = _pair(clean, degraded)
@@ -159,7 +161,6 @@ def intelligibility(clean_NxT, degraded_NxT, sample_rate: int = 16000, metrics: 
     c, d = _check(clean_NxT, degraded_NxT, metrics, sample_rate)
     n = c.shape[0]
     if workers is None:
-        from maskgan_jax import host_workers
         workers = host_workers.default_workers(n // MIN_CLIPS_PER_WORKER)
     workers = max(1, min(int(workers), n))
     if workers == 1:
@@ -169,7 +170,6 @@ def intelligibility(clean_NxT, degraded_NxT, sample_rate: int = 16000, metrics: 
 
 
 def _parallel(c, d, metrics, sample_rate, workers) -> Scores:
-    from maskgan_jax import host_workers
     n = c.shape[0]
     bounds = np.linspace(0, n, workers + 1).astype(int)
     with tempfile.TemporaryDirectory(prefix="maskgan-intelligibility-") as tmp:

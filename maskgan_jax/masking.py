@@ -57,6 +57,17 @@ def parse_noise(value: str) -> NoiseSpec:
     raise ValueError(f"--noise={value!r}: expected none, {', '.join(REFERENCE_NOISES)}, gan:DIR or dir:DIR")
 
 
+def check_spec(value: str) -> NoiseSpec:
+    """Parses a noise spec and checks that its folder is there (ValueError naming --noise and the fix)."""
+    spec = parse_noise(value)
+    if spec.kind == "gan" and not os.path.isfile(os.path.join(spec.path, gan.CONFIG_FILE)):
+        raise ValueError(f"--noise=gan:{spec.path}: no trained MaskGAN there ({gan.CONFIG_FILE} missing); "
+                         "train one with `python -m experiments.train_maskgan --workdir=DIR` or name its workdir")
+    if spec.kind == "dir" and not os.path.isdir(spec.path):
+        raise ValueError(f"--noise=dir:{spec.path}: no such folder; name a folder of noise recordings")
+    return spec
+
+
 def check_levels(noise_spl: float, speech_spl: float, allow_above_comfort: bool) -> float:
     """Validates the levels and returns the SNR (ValueError naming --noise_spl)."""
     if not np.isfinite(noise_spl) or not np.isfinite(speech_spl):

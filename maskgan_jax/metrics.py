@@ -317,25 +317,23 @@ def _interval(stat: Callable[[np.ndarray], np.ndarray], totals_GxV: np.ndarray, 
     alpha = (1.0 - confidence) / 2.0
     q = np.array([alpha, 1.0 - alpha])
     if method == "expanded":
-        from scipy import stats as st
         # Hesterberg's expanded percentile interval: the plain percentile interval is too
         # narrow with few clusters (by about sqrt((G-1)/G) and normal-vs-t quantiles), so
         # the tail share is the normal tail at sqrt(G/(G-1))·t_{G-1}(1 - alpha).
-        a2 = float(st.norm.sf(math.sqrt(g / (g - 1.0)) * st.t.ppf(1.0 - alpha, g - 1)))
+        a2 = float(stats.norm.sf(math.sqrt(g / (g - 1.0)) * stats.t.ppf(1.0 - alpha, g - 1)))
         q = np.array([a2, 1.0 - a2])
     elif method == "bca":
-        from scipy import stats as st
         # Bias from the share of resamples below the estimate; acceleration from the
         # leave-one-cluster-out jackknife (Efron & Tibshirani 1993, 14.3).
         p_below = (np.sum(boot < value) + 0.5 * np.sum(boot == value)) / boot.size
-        z0 = st.norm.ppf(min(max(p_below, 1.0 / boot.size), 1.0 - 1.0 / boot.size))
+        z0 = stats.norm.ppf(min(max(p_below, 1.0 / boot.size), 1.0 - 1.0 / boot.size))
         jack = stat(totals_GxV.sum(axis=0)[None, :] - totals_GxV)
         jack = jack[np.isfinite(jack)]
         d = jack.mean() - jack
         den = 6.0 * np.sum(d ** 2) ** 1.5
         acc = float(np.sum(d ** 3) / den) if den > 0 else 0.0
-        z = st.norm.ppf(q)
-        q = st.norm.cdf(z0 + (z0 + z) / (1.0 - acc * (z0 + z)))
+        z = stats.norm.ppf(q)
+        q = stats.norm.cdf(z0 + (z0 + z) / (1.0 - acc * (z0 + z)))
     lo, hi = np.quantile(boot, q)
     return value, float(lo), float(hi), int(boot.size)
 

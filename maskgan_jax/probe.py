@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from maskgan_jax import attack_folds, metrics
 from maskgan_jax import features as mel_features
 
 TOP_DB = 80.0
@@ -44,16 +45,9 @@ _ABSENT_LOGIT = -1e9
 # ----------------------------------------------------------------------------- features
 
 def features(mel_BxMxF: jax.Array, top_db: float | None = TOP_DB) -> jax.Array:
-    """Log-mel summary statistics [B, 4M+1]: band mean/std, delta mean/std, overall level (dB)."""
-    mel = jnp.asarray(mel_BxMxF)
-    if mel.ndim != 3 or mel.shape[2] < 2:
-        raise ValueError(f"probe.features: expected a log-mel batch [B, mels, frames>=2], got {mel.shape}")
-    if top_db is not None:
-        mel = jnp.maximum(mel, jnp.max(mel, axis=(1, 2), keepdims=True) - top_db)
-    delta = jnp.diff(mel, axis=2)
-    level = jnp.mean(mel, axis=(1, 2))[:, None]
-    return jnp.concatenate([jnp.mean(mel, axis=2), jnp.std(mel, axis=2),
-                            jnp.mean(delta, axis=2), jnp.std(delta, axis=2), level], axis=1)
+    """Log-mel summary statistics [B, 4M+1]: band mean/std, delta mean/std, overall level (dB)
+    (`features.log_mel_statistics`)."""
+    return mel_features.log_mel_statistics(mel_BxMxF, top_db)
 
 
 def feature_names(n_mels: int) -> list[str]:
@@ -290,7 +284,6 @@ def cross_validate(data, folds: int = 2, seed: int = 0, val_fraction: float = 0.
     on the validation split and the test outcomes are kept per example (``test_index``,
     ``correct[attribute]``: 1, 0, or -1 where the label is missing) for clustered intervals.
     """
-    from maskgan_jax import attack_folds
     num_classes = {a: len(c) for a, c in data.classes.items()}
     labels = {a: np.asarray(data.labels[a], np.int32) for a in num_classes}
     splits = attack_folds.fold_indices(list(data.groups), list(data.splits), folds, seed, val_fraction)
@@ -323,7 +316,6 @@ def cross_validate(data, folds: int = 2, seed: int = 0, val_fraction: float = 0.
 def summarize_folds(records: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> dict:
     """Summary of ``cross_validate`` records: mean fold accuracy, and the pooled test outcomes'
     cluster-bootstrap 95 % interval (clusters = the fold groups) with the fold-level t interval beside it."""
-    from maskgan_jax import metrics
     attrs = list(records[0]["correct"])
     correct = np.concatenate([np.stack([r["correct"][a] for a in attrs], axis=1) for r in records])
     groups = np.concatenate([np.asarray(r["test_groups"], dtype=object) for r in records])

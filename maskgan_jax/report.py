@@ -1,7 +1,9 @@
-"""The study's report (the text half): plain statements per research question, tables, report.md.
+"""The study's report (the text half): what was run, the numbers, plain statements, report.md.
 
 The numbers come from `report_summary.summarize` over whatever cell and randomness records
-exist; the figures from `report_plots`. Every statement is computed from the numbers.
+exist; the figures from `report_plots`; what was run from the study's provenance facts.
+Every statement is computed from the numbers and scoped to the setup that produced them;
+a statement about a statistic that is undefined says why instead.
 """
 from __future__ import annotations
 
@@ -10,13 +12,50 @@ import os
 from typing import Iterable, Sequence
 
 from maskgan_jax import metrics, report_plots, results
-from maskgan_jax.levels import COMFORT_LIMIT_SPL
-from maskgan_jax.report_summary import (RTMR_LABELS, SPF_OK, RandomnessKey, RowKey, _diff,
-                                        summarize)
-from maskgan_jax.vocab import (LAYOUT_TITLES, PRIVACY_TASKS, TASK_LAYOUTS, TASK_TITLES, UTILITY_TASK,
-                               adversary_rank, noise_rank)
+from maskgan_jax.levels import COMFORT_LIMIT_SPL, DEFAULT_FULLSCALE_SPL
+from maskgan_jax.report_summary import (RTMR_LABELS, SPF_OK, RandomnessKey, RowKey, summarize, verdict)
+from maskgan_jax.vocab import (LAYOUT_TITLES, PRIVACY_TASKS, TASK_LAYOUTS, TASK_TITLES,
+                               UTILITY_TASK, adversary_rank, noise_rank)
 
-# --------------------------------------------------------------------------- statements
+PAPER = ("O. Ibitoye, A. Matrawy, O. Shafiq, \"A GAN-based Approach for Mitigating Inference Attacks in "
+         "Smart Home Environment\", arXiv:2011.06725, 2020 (\"the paper\"; its Figs. 3, 6–8, 9–11, 13 and "
+         "14 are the figures numbered the same here)")
+DATASETS = {
+    "fma": "FMA (Defferrard et al., ISMIR 2017; fma_small + fma_metadata; audio under the tracks' "
+           "Creative Commons licences, metadata CC BY 4.0) — music genre",
+    "common_voice": "Common Voice (Ardila et al., LREC 2020; Mozilla; CC0) — speaker age, gender, accent",
+    "ravdess": "RAVDESS (Livingstone & Russo, PLoS ONE 2018; Zenodo 10.5281/zenodo.1188976; "
+               "CC BY-NC-SA 4.0) — speech emotion",
+    "speech_commands": "Speech Commands v0.02 (Warden, arXiv:1804.03209, 2018; CC BY 4.0) — command "
+                       "recognition (utility)",
+}
+GLOSSARY = [
+    ("BIA", "baseline inference accuracy: the attacker's accuracy on clean (unmasked) audio"),
+    ("MIA", "mitigated inference accuracy: the attacker's accuracy on masked audio"),
+    ("reduction", "(BIA − MIA) / BIA: the share of the attack's accuracy the masking removes "
+                  "(0: none, 1: all, negative: the attack got better)"),
+    ("worst case", "per task, noise and level, the adversary and attacker family with the highest MIA; "
+                   "its reduction is against the strongest clean attacker (highest BIA)"),
+    ("SPF", "semantic preservation factor: command-recogniser accuracy on masked / clean commands; "
+            "each adversary's SPF uses that adversary's own recogniser"),
+    ("static / adaptive / denoise", "adversaries: trained on clean audio / trained on audio masked with "
+                                    "the same noise / trained and tested through a denoising front end"),
+    ("probe", "logistic regression on log-mel statistics: the floor every neural attacker should clear"),
+    ("WW", "Wald–Wolfowitz runs test (median cutoff) on int16 PCM; p-value 0–1, high = looks random"),
+    ("CS", "Cox–Stuart trend test on int16 PCM; p-value 0–1"),
+    ("RTMR", "randomness-to-mitigation relation: correlation of the masked audio's randomness score "
+             "with the worst-case reduction, over tasks, noises and levels"),
+    ("95 % interval", "a bootstrap that resamples speakers / actors / artists (the fold groups) over "
+                      "the pooled per-example test outcomes; paired comparisons resample the same groups"),
+]
+WW_ZERO = 1e-6   # mean runs-test p-values below this are "0" for every practical purpose
+RQ_TITLES = {
+    "RQ1": "RQ1 — Does masking noise defeat the inference attacks, and is GAN noise better than "
+           "white noise at the same level?",
+    "RQ2": "RQ2 — Does the masked audio keep its utility (speech commands)?",
+    "RQ3": "RQ3 — Is GAN noise more random, and does randomness predict mitigation?",
+}
+
 
 def _fmt(e, digits: int = 3) -> str:
     if e is None:
@@ -29,264 +68,340 @@ def _fmt(e, digits: int = 3) -> str:
     return f"{float(e):.{digits}f}"
 
 
-def _compare(d: metrics.Estimate | None) -> str:
-    """'higher' / 'lower' / 'same' of a paired difference's interval against 0."""
-    if d is None or d.ci95[0] is None:
-        return "undetermined"
-    if d.low > 0:
-        return "higher"
-    if d.high < 0:
-        return "lower"
-    return "same"
-
-
-def statements(s: dict) -> dict:
-    """Plain sentences per research question, each computed from the numbers."""
-    cells, ref = s["cells"], s["ref_level"]
-    rq1, rq2, rq3 = [], [], []
-    if ref is None:
-        return {"RQ1": ["No masked cells exist yet."], "RQ2": [], "RQ3": []}
-    for task in [t for t in PRIVACY_TASKS if t in s["tasks"]]:
-        t = s["tasks"][task]
-        for adv in cells.adversaries:
-            parts = []
-            for noise in cells.noises:
-                row = t["rows"].get(RowKey(noise, ref, adv))
-                if row is None or row["reduction"] is None:
-                    continue
-                parts.append(f"{noise} {_fmt(row['reduction'], 2)}")
-            if not parts:
-                continue
-            rq1.append(f"{task}, {adv} adversary, {ref:g} dB SPL: BIA {_fmt(t['bia'], 2)}; relative "
-                       f"reduction (BIA−MIA)/BIA per noise: " + "; ".join(parts) + ".")
-            gan, white = t["rows"].get(RowKey("gan", ref, adv)), t["rows"].get(RowKey("white", ref, adv))
-            if gan and white:
-                # Lower accuracy under GAN noise than under white noise = GAN masks better.
-                verdict = _compare(_diff(white["folds"], gan["folds"]))
-                d = _diff(white["folds"], gan["folds"])
-                txt = {"higher": "GAN noise masks better than white noise",
-                       "lower": "GAN noise masks worse than white noise",
-                       "same": "GAN noise is no better than white noise",
-                       "undetermined": "GAN and white noise cannot be told apart (too few folds)"}[verdict]
-                rq1.append(f"  → {task}, {adv}: {txt} at {ref:g} dB SPL (paired accuracy difference "
-                           f"white − GAN {_fmt(d, 3)}).")
-        st = t["rows"]
-        for noise in cells.noises:
-            a, b = st.get(RowKey(noise, ref, "static")), st.get(RowKey(noise, ref, "adaptive"))
-            c = st.get(RowKey(noise, ref, "denoise"))
-            for other, name in ((b, "retrains on masked audio"), (c, "denoises first")):
-                if a and other and a["reduction"] and other["reduction"]:
-                    ra, ro = a["reduction"], other["reduction"]
-                    if metrics.intervals_overlap(ra, ro):
-                        continue
-                    word = "loses" if ro.value < ra.value else "gains"
-                    rq1.append(f"  → {task}, {noise}: the masking {word} effect when the adversary "
-                               f"{name} (reduction {_fmt(ra, 2)} static vs {_fmt(ro, 2)}).")
-
-    if s["spf"]:
-        for adv in cells.adversaries:
-            parts = [f"{n} {_fmt(s['spf'][RowKey(n, ref, adv)], 2)}" for n in cells.noises
-                     if RowKey(n, ref, adv) in s["spf"]]
-            if parts:
-                rq2.append(f"SPF (command accuracy masked / clean), {adv} recogniser, {ref:g} dB SPL: "
-                           + "; ".join(parts) + ".")
-        ut = s["tasks"][UTILITY_TASK]["rows"]
-        g, w = ut.get(RowKey("gan", ref, "static")), ut.get(RowKey("white", ref, "static"))
-        if g and w:
-            v = _compare(_diff(g["folds"], w["folds"]))
-            txt = {"higher": "GAN noise preserves speech commands better than white noise",
-                   "lower": "GAN noise preserves speech commands worse than white noise",
-                   "same": "GAN and white noise preserve speech commands equally (no clear difference)",
-                   "undetermined": "GAN and white noise cannot be told apart on utility"}[v]
-            rq2.append(f"  → {txt} at {ref:g} dB SPL.")
-        best = [(k, p) for k, p in s["frontier"].items()
-                if k.adversary == "static" and not p["above_comfort"] and p["spf"] >= SPF_OK]
-        if best:
-            (noise, lv, adv), p = max(best, key=lambda kp: kp[1]["mitigation"])
-            rq2.append(f"  → Best privacy at SPF ≥ {SPF_OK} within the {COMFORT_LIMIT_SPL:g} dB comfort "
-                       f"limit (static adversary): {noise} noise at {lv:g} dB SPL, mean reduction "
-                       f"{p['mitigation']:.2f} with SPF {p['spf']:.2f}.")
-        elif s["frontier"]:
-            rq2.append(f"  → No noise within the comfort limit keeps SPF ≥ {SPF_OK} while masking.")
-    else:
-        rq2.append("No speech-command cells: SPF not measured.")
-
-    for task in s["tasks"]:
-        c = s["randomness"].get(RandomnessKey(task, "clean", "none", None))
-        for test, name in (("ww", "Wald–Wolfowitz"), ("cs", "Cox–Stuart")):
-            vals = []
-            if c:
-                vals.append(f"clean {c[f'{test}_mean_p']:.3f}")
-            for noise in cells.noises:
-                r = s["randomness"].get(RandomnessKey(task, "masked", noise, ref))
-                if r:
-                    vals.append(f"{noise}-masked {r[f'{test}_mean_p']:.3f}")
-            if vals:
-                rq3.append(f"{task}, {name} mean p at {ref:g} dB SPL: " + ", ".join(vals) + ".")
-        g = s["randomness"].get(RandomnessKey(task, "masked", "gan", ref))
-        w = s["randomness"].get(RandomnessKey(task, "masked", "white", ref))
-        if g and w:
-            ge = metrics.Estimate(g["ww_mean_p"], *(_none_nan(g["ww_ci95"])), g["n"], "t")
-            we = metrics.Estimate(w["ww_mean_p"], *(_none_nan(w["ww_ci95"])), w["n"], "t")
-            if metrics.intervals_overlap(ge, we):
-                rq3.append(f"  → {task}: GAN-masked audio is no more random than white-masked audio "
-                           f"(Wald–Wolfowitz intervals overlap).")
-            else:
-                word = "more" if ge.value > we.value else "less"
-                rq3.append(f"  → {task}: GAN-masked audio is {word} random than white-masked audio "
-                           f"(mean p {ge.value:.3f} vs {we.value:.3f}).")
-    nw = [r for (n, _lv), r in s["noise_randomness"].items() if n == "white"]
-    ng = [r for (n, _lv), r in s["noise_randomness"].items() if n == "gan"]
-    if nw and ng:
-        w, g = nw[0], ng[0]
-        we = metrics.Estimate(w["ww_mean_p"], *(_none_nan(w["ww_ci95"])), w["n"], "t")
-        ge = metrics.Estimate(g["ww_mean_p"], *(_none_nan(g["ww_ci95"])), g["n"], "t")
-        if metrics.intervals_overlap(ge, we):
-            word = "as random as"
-        else:
-            word = "more random than" if ge.value > we.value else "less random than"
-        rq3.append(f"The GAN noise itself is {word} white noise by the runs test (WW mean p "
-                   f"{g['ww_mean_p']:.3f} vs {w['ww_mean_p']:.3f}; CS mean p {g['cs_mean_p']:.3f} vs "
-                   f"{w['cs_mean_p']:.3f}).")
-    for (adv, test), r in sorted(s["rtmr"].items()):
-        lo, hi = r["pearson_ci95"]
-        if r["pearson_r"] is None:
-            rq3.append(f"RTMR, {adv} adversary, {RTMR_LABELS[test]}: undefined (the score is the "
-                       f"same for every point, e.g. all p-values 0).")
-            continue
-        if lo is None:
-            verdict = f"too few points (n = {r['n']}) for an interval"
-        elif lo > 0:
-            verdict = "more randomness goes with more mitigation"
-        elif hi < 0:
-            verdict = "more randomness goes with less mitigation"
-        else:
-            verdict = "no evidence that randomness predicts mitigation (the interval includes 0)"
-        ci = "" if lo is None else f" [{lo:.2f}, {hi:.2f}]"
-        rq3.append(f"RTMR, {adv} adversary, {RTMR_LABELS[test]}: Pearson r = {r['pearson_r']:.2f}"
-                   f"{ci}, Spearman ρ = {_corr(r['spearman_rho'], [None, None])}, n = {r['n']}: "
-                   f"{verdict}.")
-    return {"RQ1": rq1, "RQ2": rq2, "RQ3": rq3}
-
-
-def _none_nan(ci):
-    return [math.nan if v is None else v for v in ci]
-
-
-# --------------------------------------------------------------------------- markdown
-
-RQ_TITLES = {
-    "RQ1": "RQ1 — Does masking noise defeat the inference attacks, and is GAN noise better than "
-           "white noise at the same level?",
-    "RQ2": "RQ2 — Does the masked audio keep its utility (speech commands)?",
-    "RQ3": "RQ3 — Is GAN noise more random, and does randomness predict mitigation?",
-}
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return lines
 
 
-def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None) -> str:
-    """The report's text: run facts, per-task tables, RTMR, frontier, statements, figures."""
+def _who(key) -> str:
+    """'adaptive CRNN' for a cell key."""
+    return f"{key.adversary} {key.model.upper() if key.model != 'probe' else 'probe'}"
+
+
+def task_title(task: str) -> str:
+    """'speech emotion (RAVDESS layout)'."""
+    layout = LAYOUT_TITLES.get(TASK_LAYOUTS.get(task, ""), "")
+    return TASK_TITLES.get(task, task) + (f" ({layout} layout)" if layout else "")
+
+
+# --------------------------------------------------------------------------- what was run
+
+def scope(prov: dict | None) -> str:
+    """One sentence naming the setup every statement is about."""
+    if not prov:
+        return "Scope: the cells in this folder (no provenance recorded)."
+    data = "seeded synthetic stand-in corpora (not the real datasets)" if prov.get("synthetic") else \
+        "the real datasets named above"
+    fam = ", ".join(prov.get("families", [])) or "the attackers run"
+    return (f"Scope: {data}; attackers {fam} ({prov.get('attack_config', '?')} sizes), "
+            f"{prov.get('folds', '?')} folds × {len(prov.get('seeds', [])) or '?'} seed(s); noise levels "
+            f"{', '.join(f'{lv:g}' for lv in prov.get('levels', []))} dB SPL against speech at "
+            f"{prov.get('speech_spl', 60):g} dB SPL. Nothing here is a statement about other data or attackers.")
+
+
+def provenance_lines(prov: dict | None) -> list[str]:
+    """The report's opening: what was run and what it may claim."""
+    if not prov:
+        return ["No provenance was recorded for these cells.", ""]
+    L = []
+    if prov.get("synthetic"):
+        L += ["> **Synthetic data.** Every corpus below is a seeded synthetic stand-in in the public "
+              "layout (`maskgan_jax/data/synthetic*.py`), not the real dataset: the figures show how the "
+              "pipeline behaves, not how masking fares on real speech and music.", ""]
+    L += ["### Data", ""]
+    rows = []
+    for c in prov.get("corpora", []):
+        origin = (f"synthetic ({c.get('generator', '?')}, seed {c.get('seed', '?')}, size {c.get('size', '?')})"
+                  if c.get("synthetic") else f"real, `{c.get('root', '?')}`")
+        rows.append([c["task"], task_title(c["task"]), origin, str(c.get("items", "?")), str(c.get("broken", 0))])
+    L += _table(["task", "what", "corpus", "clips", "files left out"], rows) + [""]
+    g = prov.get("gan")
+    if g:
+        L += ["### MaskGAN", "", f"- {g.get('summary', '')}"]
+        if g.get("quality"):
+            q = g["quality"]
+            L.append(f"- Noise-quality gate: **{'passed' if q.get('passed') else 'FAILED'}** "
+                     f"({q.get('line', '')}); see *MaskGAN quality* below.")
+        L.append("")
+    L += ["### Attackers and levels", ""]
+    for line in prov.get("attackers", []):
+        L.append(f"- {line}")
+    L += [f"- Cross-validation: {prov.get('folds', '?')} folds grouped by speaker / actor / artist × seeds "
+          f"{prov.get('seeds', [])}.",
+          f"- Levels: masking noise at {', '.join(f'{lv:g}' for lv in prov.get('levels', []))} dB SPL against "
+          f"speech at {prov.get('speech_spl', 60):g} dB SPL (SNR = speech − noise); comfort limit "
+          f"{COMFORT_LIMIT_SPL:g} dB SPL; playback calibration 0 dBFS RMS = "
+          f"{prov.get('fullscale_spl', DEFAULT_FULLSCALE_SPL):g} dB SPL.",
+          f"- Adversaries: {', '.join(prov.get('adversaries', []))}.", ""]
+    return L
+
+
+def glossary_lines() -> list[str]:
+    """The glossary and the citations."""
+    L = ["### Glossary", ""] + [f"- **{k}**: {v}." for k, v in GLOSSARY] + [""]
+    L += ["### Sources", "", f"- {PAPER}.",
+          "- WaveGAN: C. Donahue, J. McAuley, M. Puckette, \"Adversarial Audio Synthesis\", ICLR 2019."]
+    L += [f"- {v}." for v in DATASETS.values()] + [""]
+    return L
+
+
+# --------------------------------------------------------------------------- statements
+
+def statements(s: dict, prov: dict | None = None) -> dict:
+    """Plain sentences per research question, each computed from the numbers and scoped."""
+    cells, ref = s["cells"], s["ref_level"]
+    rq = {"RQ1": [], "RQ2": [], "RQ3": []}
+    if ref is None:
+        return {"RQ1": ["No masked cells exist yet."], "RQ2": [], "RQ3": []}
+    gan_ok = (prov or {}).get("gan", {}).get("quality", {}).get("passed", True) if prov else True
+    for task in [t for t in PRIVACY_TASKS if t in s["tasks"]]:
+        t = s["tasks"][task]
+        for ch in cells.channels:
+            parts = []
+            for noise in cells.noises:
+                w = t["worst"].get((noise, ref, ch))
+                if w is not None:
+                    parts.append(f"{noise} {_fmt(w['reduction'], 2)} (worst case: {_who(w['key'])})")
+            if parts:
+                rq["RQ1"].append(f"{task}, {ref:g} dB SPL, {ch} channel, worst case over adversaries and families: "
+                                 "relative reduction per noise: " + "; ".join(parts) + ".")
+        d = s["comparisons"].get((task, "gan", ref, "digital"))
+        if d is not None:
+            if not gan_ok:
+                rq["RQ1"].append(f"  → {task}: no conclusion about GAN noise: the MaskGAN failed its quality "
+                                 "gate (see *MaskGAN quality*), so its noise is not the paper's.")
+            else:
+                txt = {"higher": "GAN noise masks better than white noise",
+                       "lower": "GAN noise masks worse than white noise",
+                       "same": "GAN noise is no better than white noise (the interval includes 0)",
+                       "undetermined": "GAN and white noise cannot be told apart (no interval)"}[verdict(d)]
+                rq["RQ1"].append(f"  → {task}: {txt} at {ref:g} dB SPL against the strongest adversary "
+                                 f"(paired worst-case accuracy white − GAN {_fmt(d, 3)}).")
+    if s["spf"]:
+        for adv in cells.adversaries:
+            parts = [f"{n} {_fmt(s['spf'][RowKey(n, ref, adv)]['spf'], 2)}" for n in cells.noises
+                     if RowKey(n, ref, adv) in s["spf"]]
+            if parts:
+                rq["RQ2"].append(f"SPF, {adv} command recogniser, {ref:g} dB SPL: " + "; ".join(parts) + ".")
+        ok = [(k, p) for k, p in s["frontier"].items()
+              if not p["above_comfort"] and s["spf"][k]["spf"].ci95[0] is not None
+              and s["spf"][k]["spf"].low >= SPF_OK and p["mitigation"] > 0]
+        effective = [(k, p) for k, p in ok if _reduction_excludes_zero(s, k)]
+        if effective:
+            k, p = max(effective, key=lambda kp: kp[1]["mitigation"])
+            rq["RQ2"].append(f"  → Within the {COMFORT_LIMIT_SPL:g} dB comfort limit, keeping SPF ≥ {SPF_OK} "
+                             f"(lower bound) with a reduction whose interval excludes 0 on every privacy task: "
+                             f"{k.noise} at {k.level:g} dB SPL ({k.channel} channel) against the {k.adversary} "
+                             f"adversary (mean reduction {p['mitigation']:.2f}, SPF {p['spf']:.2f}).")
+        elif s["frontier"]:
+            rq["RQ2"].append(f"  → No noise within the comfort limit keeps SPF ≥ {SPF_OK} while reducing every "
+                             "privacy task's accuracy by an amount whose interval excludes 0: no setting is "
+                             "recommended.")
+    else:
+        rq["RQ2"].append("No speech-command cells: SPF not measured.")
+    rq["RQ3"] += _randomness_statements(s)
+    return rq
+
+
+def _reduction_excludes_zero(s: dict, k: RowKey) -> bool:
+    for task in PRIVACY_TASKS:
+        t = s["tasks"].get(task)
+        if t is None:
+            continue
+        reds = [row["reduction"] for key, row in t["rows"].items()
+                if (key.noise, key.level, key.adversary, key.channel) == tuple(k)]
+        if not reds or not all(r is not None and r.ci95[0] is not None and r.low > 0 for r in reds):
+            return False
+    return True
+
+
+def _randomness_statements(s: dict) -> list[str]:
+    cells, ref = s["cells"], s["ref_level"]
+    out = []
+    zero = [k for k, r in s["randomness"].items() if r["ww_mean_p"] < WW_ZERO]
+    if zero and len(zero) == len(s["randomness"]):
+        out.append("Wald–Wolfowitz mean p-values are below 1e-6 for every set of clips, clean and "
+                   "masked: audio sampled at 16 kHz is far from a sequence of independent samples (neighbouring "
+                   "samples are strongly correlated, so there are far fewer runs than chance predicts), so the "
+                   "p-value cannot rank noises; the mean |z| of the runs test still does.")
+    for task in s["tasks"]:
+        c = s["randomness"].get(RandomnessKey(task, "clean", "none", None))
+        vals = []
+        if c:
+            vals.append(f"clean {c['cs_mean_p']:.3f}")
+        for noise in cells.noises:
+            r = s["randomness"].get(RandomnessKey(task, "masked", noise, ref))
+            if r:
+                vals.append(f"{noise}-masked {r['cs_mean_p']:.3f}")
+        if vals:
+            out.append(f"{task}, Cox–Stuart mean p at {ref:g} dB SPL: " + ", ".join(vals) + ".")
+    nw = [r for (n, _lv), r in s["noise_randomness"].items() if n == "white"]
+    ng = [r for (n, _lv), r in s["noise_randomness"].items() if n == "gan"]
+    if nw and ng:
+        w, g = nw[0], ng[0]
+        out.append(f"The noises alone: WW share of clips rejected at 5 % — white {w['ww_frac_below']:.2f}, GAN "
+                   f"{g['ww_frac_below']:.2f}; CS — white {w['cs_frac_below']:.2f}, GAN {g['cs_frac_below']:.2f}. "
+                   "Both tests look at the order of samples around their median and at trends; a tonal or "
+                   "repeated waveform can pass them, so they say little about whether a noise is "
+                   "random in the sense that matters for masking (see *MaskGAN quality*).")
+    for (adv, test), r in sorted(s["rtmr"].items()):
+        if r["pearson_r"] is None:
+            why = "every point has the same score (e.g. all p-values 0)" if r.get("constant") else \
+                "the reductions or the scores do not vary"
+            out.append(f"RTMR, {adv} adversary, {RTMR_LABELS[test]}: undefined, because {why}.")
+            continue
+        lo, hi = r["pearson_ci95"]
+        if lo is None:
+            word = f"too few points (n = {r['n']}) for an interval"
+        elif lo > 0:
+            word = "more randomness goes with more mitigation"
+        elif hi < 0:
+            word = "more randomness goes with less mitigation"
+        else:
+            word = "no evidence that randomness predicts mitigation (the interval includes 0)"
+        ci = "" if lo is None else f" [{lo:.2f}, {hi:.2f}]"
+        out.append(f"RTMR, {adv} adversary, {RTMR_LABELS[test]}: Pearson r = {r['pearson_r']:.2f}{ci}, "
+                   f"n = {r['n']}: {word}.")
+    return out
+
+
+# --------------------------------------------------------------------------- markdown
+
+def _task_tables(s: dict, task: str) -> list[str]:
+    cells, ref = s["cells"], s["ref_level"]
+    t = s["tasks"][task]
+    L = [f"## {task}: {task_title(task)}", ""]
+    if t["bia"]:
+        chance = _chance(cells, task)
+        L += ["Clean accuracy (BIA) per attacker family" + (f"; the best constant guess scores {chance:.3f}"
+                                                               if chance is not None else "") + ":", ""]
+        L += _table(["family", "seed", "channel", "BIA [95 % CI]"],
+                    [[m, str(sd), ch, _fmt(e)] for (m, sd, ch), e in sorted(t["bia"].items())]) + [""]
+    if t["worst"]:
+        L += ["Privacy against the strongest adversary (worst case over the adversaries and families run):", ""]
+        rows = []
+        for (noise, level, ch), w in sorted(t["worst"].items(),
+                                            key=lambda kv: (kv[0][2] != "digital", noise_rank(kv[0][0]), kv[0][1])):
+            spf = s["spf"].get(RowKey(noise, level, w["key"].adversary, ch))
+            rows.append([noise, f"{level:g}" + (" (above comfort)" if level > COMFORT_LIMIT_SPL else ""), ch,
+                         _who(w["key"]), _fmt(w["mia"]), _fmt(w["reduction"]),
+                         "—" if spf is None else f"{_fmt(spf['spf'], 2)} ({spf['model']})"])
+        L += _table(["noise", "level (dB SPL)", "channel", "worst case", "MIA", "reduction vs strongest clean",
+                     "SPF of that adversary (commands)"], rows) + [""]
+    if t["rows"]:
+        L += ["Every adversary and family:", ""]
+        rows = []
+        for key, row in sorted(t["rows"].items(), key=lambda kv: (kv[0].channel != "digital", noise_rank(kv[0].noise),
+                                                                   kv[0].level, adversary_rank(kv[0].adversary),
+                                                                   kv[0].model, kv[0].seed)):
+            rr = s["randomness"].get(RandomnessKey(task, "masked", key.noise, key.level))
+            rows.append([key.noise, f"{key.level:g}", key.channel, key.adversary, key.model, str(key.seed),
+                         _fmt(row["mia"]), _fmt(row["reduction"]),
+                         "—" if rr is None or key.channel != "digital" else f"{rr['cs_mean_p']:.3f}"])
+        L += _table(["noise", "level (dB SPL)", "channel", "adversary", "family", "seed", "MIA", "reduction",
+                     "CS mean p (masked)"], rows) + [""]
+    if task == UTILITY_TASK and t["rows"]:
+        L += ["On this task lower accuracy under masking is a loss of utility, not a gain in privacy.", ""]
+    return L
+
+
+def _chance(cells, task: str) -> float | None:
+    vals = [r.get("chance_accuracy") for k, r in cells.by_key.items() if k.task == task]
+    vals = [v for v in vals if v is not None and math.isfinite(v)]
+    return max(vals) if vals else None
+
+
+def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None,
+             sections: Sequence[str] = ()) -> str:
+    """The report's text: what was run, glossary, per-task tables, utility, randomness, RTMR,
+    frontier, statements, extra sections, figures, run facts."""
     cells, ref = s["cells"], s["ref_level"]
     run_info = run_info or {}
+    prov = run_info.get("provenance")
     figures = figures or {}
-    L = ["# MaskGAN study report", ""]
-    if run_info:
-        L += ["## Run", ""]
-        for k in ("config_name", "config", "out", "cells_done", "cells_total", "seeds", "devices",
-                  "worker", "host", "platform", "started", "finished"):
-            if k in run_info:
-                L.append(f"- **{k}**: {run_info[k]}")
-        if run_info.get("stages"):
-            L += ["", "Wall time per stage:", ""]
-            L += _table(["stage", "wall time (s)", "status"],
-                        [[n, f"{v.get('wall_s', 0):.1f}", v.get("status", "")]
-                         for n, v in run_info["stages"].items()])
-        if run_info.get("versions"):
-            L += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in run_info["versions"].items())]
-        if run_info.get("missing"):
-            L += ["", f"**Missing**: {run_info['missing']}"]
+    L = ["# MaskGAN study report", "", "## What was run", ""]
+    L += provenance_lines(prov)
+    L += glossary_lines()
+    if run_info.get("missing"):
+        L += [f"**Missing**: {run_info['missing']}", ""]
+    L += [scope(prov), ""]
+    for task in s["tasks"]:
+        L += _task_tables(s, task)
+    if s["spf"]:
+        L += ["## Utility: SPF per adversary", "",
+              "Each adversary's command recogniser (trained like that adversary), masked / clean accuracy on "
+              "the same commands.", ""]
+        L += _table(["noise", "level (dB SPL)", "channel", "adversary", "recogniser family", "SPF [95 % CI]"],
+                    [[k.noise, f"{k.level:g}", k.channel, k.adversary, v["model"], _fmt(v["spf"])]
+                     for k, v in sorted(s["spf"].items(), key=lambda kv: (kv[0].channel != "digital",
+                                                                           noise_rank(kv[0].noise), kv[0].level,
+                                                                           adversary_rank(kv[0].adversary)))])
         L.append("")
-    L += [f"Reference level for the comparisons: **{ref:g} dB SPL** noise against speech at the "
-          f"recorded level (every noise at the same calibrated level). Intervals are 95 % over "
-          f"folds × seeds (× models where pooled)." if ref is not None else "No masked cells yet.", ""]
-    for task, t in s["tasks"].items():
-        layout = LAYOUT_TITLES.get(TASK_LAYOUTS.get(task, ""), "")
-        L += [f"## {task}: {TASK_TITLES.get(task, task)}" + (f" ({layout} layout)" if layout else ""), ""]
-        L.append(f"BIA (clean audio, pooled over models {', '.join(cells.models)}): {_fmt(t['bia'])}. "
-                 "Each row's reduction and SPF pair its folds with the clean folds of the same "
-                 "models and seeds.")
-        L.append("")
+    if s["randomness"] or s["noise_randomness"]:
+        L += ["## Randomness", ""]
         rows = []
-        for (noise, lv, adv), row in sorted(t["rows"].items(),
-                                            key=lambda kv: (noise_rank(kv[0].noise), kv[0].level,
-                                                            adversary_rank(kv[0].adversary))):
-            rr = s["randomness"].get(RandomnessKey(task, "masked", noise, lv))
-            spf = s["spf"].get(RowKey(noise, lv, adv))
-            mark = " (above comfort)" if lv > COMFORT_LIMIT_SPL else ""
-            models = ",".join(sorted({k.model for k in row["folds"]}))
-            rows.append([noise, f"{lv:g}{mark}", adv, models, _fmt(row["mia"]), _fmt(row["reduction"]),
-                         _fmt(spf), "—" if rr is None else f"{rr['ww_mean_p']:.3f}",
-                         "—" if rr is None else f"{rr['cs_mean_p']:.3f}"])
-        if rows:
-            L += _table(["noise", "level (dB SPL)", "adversary", "models", "MIA", "reduction (BIA−MIA)/BIA",
-                         "SPF", "WW mean p (masked)", "CS mean p (masked)"], rows)
-            L.append("")
-        if ref is not None and t["bia_model"]:
-            hdr = ["model", "BIA"] + [f"MIA {n} (static)" for n in cells.noises]
-            mrows = []
-            for m, b in t["bia_model"].items():
-                mr = [m, _fmt(b)]
-                for n in cells.noises:
-                    r = t["model_rows"].get((m, RowKey(n, ref, "static")))
-                    mr.append(_fmt(r["mia"]) if r else "—")
-                mrows.append(mr)
-            L += [f"Per model at {ref:g} dB SPL:", ""] + _table(hdr, mrows) + [""]
-        c = s["randomness"].get(RandomnessKey(task, "clean", "none", None))
-        if c:
-            L.append(f"Randomness of the clean audio: WW mean p {c['ww_mean_p']:.3f}, "
-                     f"CS mean p {c['cs_mean_p']:.3f} over {c['n']} clips.")
-            L.append("")
-    if s["noise_randomness"]:
-        L += ["## Randomness of the noises alone", ""]
-        L += _table(["noise", "WW mean p", "WW share p<0.05", "CS mean p", "CS share p<0.05", "clips"],
-                    [[n, f"{r['ww_mean_p']:.3f}", f"{r['ww_frac_below']:.2f}", f"{r['cs_mean_p']:.3f}",
-                      f"{r['cs_frac_below']:.2f}", str(r["n"])]
-                     for (n, _lv), r in sorted(s["noise_randomness"].items(),
-                                               key=lambda kv: noise_rank(kv[0][0]))])
+        for k, r in sorted(s["randomness"].items(), key=lambda kv: (kv[0].task, kv[0].source != "clean",
+                                                                     noise_rank(kv[0].noise), kv[0].level or 0)):
+            rows.append([k.task, "clean" if k.source == "clean" else f"{k.noise} at {k.level:g} dB SPL",
+                         f"{r['ww_mean_p']:.3f}", f"{r.get('ww_mean_abs_z', float('nan')):.1f}",
+                         f"{r['cs_mean_p']:.3f}", f"{r['cs_frac_below']:.2f}", str(r["n"])])
+        for (n, lv), r in sorted(s["noise_randomness"].items(), key=lambda kv: noise_rank(kv[0][0])):
+            rows.append(["(noise alone)", f"{n} at {lv:g} dB SPL", f"{r['ww_mean_p']:.3f}",
+                         f"{r.get('ww_mean_abs_z', float('nan')):.1f}", f"{r['cs_mean_p']:.3f}",
+                         f"{r['cs_frac_below']:.2f}", str(r["n"])])
+        L += _table(["task", "audio", "WW mean p", "WW mean |z|", "CS mean p", "CS share p<0.05", "clips"], rows)
         L.append("")
     if s["rtmr"]:
         L += ["## Randomness-to-mitigation relation (RTMR)", ""]
-        L += _table(["adversary", "randomness score", "n", "Pearson r [95 % CI, Fisher z]", "p",
-                     "Spearman ρ [95 % CI, bootstrap]", "p"],
-                    [[a, RTMR_LABELS[t], str(r["n"]), _corr(r["pearson_r"], r["pearson_ci95"]),
-                      _p(r["pearson_p"]), _corr(r["spearman_rho"], r["spearman_ci95"]),
-                      _p(r["spearman_p"])] for (a, t), r in sorted(s["rtmr"].items())])
+        L += _table(["adversary", "randomness score", "n", "Pearson r [95 % CI]", "Spearman ρ [95 % CI]"],
+                    [[a, RTMR_LABELS[t], str(r["n"]),
+                      "undefined" if r["pearson_r"] is None else _corr(r["pearson_r"], r["pearson_ci95"]),
+                      "undefined" if r["spearman_rho"] is None else _corr(r["spearman_rho"], r["spearman_ci95"])]
+                     for (a, t), r in sorted(s["rtmr"].items())])
         L.append("")
     if s["frontier"]:
         L += ["## Privacy–utility–comfort frontier", "",
-              "Mean relative reduction over the privacy tasks against SPF, per noise and level "
-              f"(the comfort limit is {COMFORT_LIMIT_SPL:g} dB SPL).", ""]
-        L += _table(["adversary", "noise", "level (dB SPL)", "mitigation", "SPF", "comfort"],
-                    [[a, n, f"{lv:g}", f"{p['mitigation']:.3f}", f"{p['spf']:.3f}",
+              "Mean worst-family reduction over the privacy tasks against the same adversary's SPF, per noise "
+              f"and level (comfort limit {COMFORT_LIMIT_SPL:g} dB SPL).", ""]
+        L += _table(["adversary", "channel", "noise", "level (dB SPL)", "mitigation", "SPF", "comfort"],
+                    [[k.adversary, k.channel, k.noise, f"{k.level:g}", f"{p['mitigation']:.3f}", f"{p['spf']:.3f}",
                       "above limit" if p["above_comfort"] else "ok"]
-                     for (n, lv, a), p in sorted(s["frontier"].items(),
-                                                 key=lambda kv: (adversary_rank(kv[0].adversary),
-                                                                 noise_rank(kv[0].noise), kv[0].level))])
+                     for k, p in sorted(s["frontier"].items(), key=lambda kv: (adversary_rank(kv[0].adversary),
+                                                                                kv[0].channel != "digital",
+                                                                                noise_rank(kv[0].noise),
+                                                                                kv[0].level))])
         L.append("")
-    L += ["## What the numbers support", ""]
-    for rq, lines in statements(s).items():
+    L += list(sections)
+    L += ["## What the numbers support", "", scope(prov), ""]
+    for rq, lines in statements(s, prov).items():
         L += [f"### {RQ_TITLES[rq]}", ""] + [f"- {x}" if not x.startswith("  ") else f"  - {x.strip()}"
                                             for x in lines] + [""]
     if figures:
         L += ["## Figures", ""]
         for title, path in figures.items():
             L += [f"### {title}", "", f"![{title}]({path})", ""]
+    L += _run_lines(run_info)
     return "\n".join(L)
+
+
+def _run_lines(run_info: dict) -> list[str]:
+    if not run_info:
+        return []
+    L = ["## Run", ""]
+    for k in ("config_name", "config", "cells_done", "cells_total", "seeds", "devices", "worker", "host",
+              "platform", "started", "finished"):
+        if k in run_info:
+            L.append(f"- **{k}**: {run_info[k]}")
+    if run_info.get("stages"):
+        L += ["", "Wall time of each stage, from the run that computed it:", ""]
+        L += _table(["stage", "wall time (s)", "status", "computed by the run started"],
+                    [[n, f"{v.get('wall_s', 0):.1f}", v.get("status", ""), v.get("run_started", "")]
+                     for n, v in run_info["stages"].items()])
+    if run_info.get("versions"):
+        L += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in run_info["versions"].items())]
+    L.append("")
+    return L
 
 
 def _corr(v, ci):
@@ -295,20 +410,15 @@ def _corr(v, ci):
     return f"{v:.3f}" + ("" if ci[0] is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]")
 
 
-def _p(v):
-    return "—" if v is None else f"{v:.3g}"
-
-
 def write_report(out_dir: str, records: Iterable[dict], randomness: Iterable[dict] = (),
                  run_info: dict | None = None, examples: dict | None = None, seed: int = 0,
-                 reference_level: float = COMFORT_LIMIT_SPL, plots: bool = True) -> str:
+                 reference_level: float = COMFORT_LIMIT_SPL, plots: bool = True,
+                 sections: Sequence[str] = ()) -> str:
     """Writes report.md (and the PNG figures) into ``out_dir``; returns the report's path."""
     os.makedirs(out_dir, exist_ok=True)
     s = summarize(list(records), list(randomness), seed=seed, reference_level=reference_level)
-    figures = {}
-    if plots:
-        figures = report_plots.make_figures(s, out_dir, examples or {})
-    text = markdown(s, run_info, figures)
+    figures = report_plots.make_figures(s, out_dir, examples or {}) if plots else {}
+    text = markdown(s, run_info, figures, sections)
     path = os.path.join(out_dir, "report.md")
     results.write_text_atomic(path, text)
     return path

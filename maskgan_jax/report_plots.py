@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 
 from maskgan_jax.features import log_mel_spectrogram  # noqa: E402
 from maskgan_jax.levels import COMFORT_LIMIT_SPL  # noqa: E402
-from maskgan_jax.report_summary import RTMR_LABELS, RandomnessKey, RowKey, RtmrKey  # noqa: E402
+from maskgan_jax.report_summary import RTMR_LABELS, RandomnessKey, RtmrKey  # noqa: E402
 from maskgan_jax.vocab import (NOISE_TITLES, PRIVACY_TASKS, SAMPLE_RATE, UTILITY_TASK,  # noqa: E402
                                adversary_rank, noise_rank)
 
@@ -72,11 +72,16 @@ def fig_randomness(s: dict, task: str, out_dir: str):
     if not bars:
         return None
     has_z = all("ww_mean_abs_z" in b[1] for b in bars)
-    fig, axes = plt.subplots(1, 3 if has_z else 2, figsize=(13.5 if has_z else 9, 3.6))
+    # Audio's runs-test p-values are all 0 (samples are far from independent): that panel would be
+    # empty, so it is left out and the |z| panel says how far from random each set is.
+    tests = [(t, n) for t, n in (("ww", "Wald–Wolfowitz runs test"), ("cs", "Cox–Stuart trend test"))
+             if not (t == "ww" and has_z and all(b[1]["ww_mean_p"] < 1e-6 for b in bars))]
+    panels = len(tests) + int(has_z)
+    fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.6), squeeze=False)
+    axes = axes[0]
     labels = [b[0] for b in bars]
     colors = [COLORS.get(b[0].split("-")[0], "gray") for b in bars]
-    for ax, test, name in ((axes[0], "ww", "Wald–Wolfowitz runs test"),
-                           (axes[1], "cs", "Cox–Stuart trend test")):
+    for ax, (test, name) in zip(axes, tests):
         vals = [b[1][f"{test}_mean_p"] for b in bars]
         errs = np.array([[v - (b[1][f"{test}_ci95"][0] if b[1][f"{test}_ci95"][0] is not None else v),
                           (b[1][f"{test}_ci95"][1] if b[1][f"{test}_ci95"][1] is not None else v) - v]
@@ -89,7 +94,7 @@ def fig_randomness(s: dict, task: str, out_dir: str):
         ax.set_title(name)
     if has_z:
         # Audio's runs-test p-values saturate at 0; |z| still ranks how far from random it is.
-        ax = axes[2]
+        ax = axes[-1]
         ax.bar(range(len(bars)), [b[1]["ww_mean_abs_z"] for b in bars], color=colors)
         ax.set_xticks(range(len(bars)), labels, rotation=30, ha="right")
         ax.set_yscale("log")
@@ -101,53 +106,60 @@ def fig_randomness(s: dict, task: str, out_dir: str):
 
 
 def fig_accuracy(s: dict, task: str, out_dir: str):
-    """Figs. 9–11: BIA and MIA per attacker model, one panel per adversary."""
+    """Figs. 9–11: BIA and MIA per attacker family at the reference level, one panel per adversary,
+    with the best constant guess drawn as the chance line; only the families that ran."""
     cells, ref = s["cells"], s["ref_level"]
     t = s["tasks"].get(task)
-    if t is None or not t["bia_model"]:
+    if t is None or not t["bia"]:
         return None
-    advs = [a for a in cells.adversaries
-            if any(row.adversary == a and row.level == ref for _m, row in t["model_rows"])] or ["static"]
-    models = list(t["bia_model"])
-    series = ["BIA"] + list(cells.noises)
+    advs = [a for a in cells.adversaries if any(k.adversary == a and k.level == ref for k in t["rows"])] or ["static"]
+    models = sorted({m for m, _, ch in t["bia"] if ch == "digital"})
     fig, axes = plt.subplots(1, len(advs), figsize=(4.6 * len(advs), 3.8), squeeze=False)
-    width = 0.8 / len(series)
+    chance = [r.get("chance_accuracy") for k, r in cells.by_key.items() if k.task == task]
+    chance = [c for c in chance if c is not None and np.isfinite(c)]
     for ax, adv in zip(axes[0], advs):
+        series = ["BIA"] + [n for n in cells.noises
+                            if any(k.adversary == adv and k.noise == n and k.level == ref for k in t["rows"])]
+        width = 0.8 / len(series)
         for j, name in enumerate(series):
             xs, vs, es = [], [], [[], []]
             for i, m in enumerate(models):
-                est = t["bia_model"][m] if name == "BIA" else \
-                    (t["model_rows"].get((m, RowKey(name, ref, adv))) or {}).get("mia")
-                if est is None:
+                ests = ([e for (mm, _sd, ch), e in t["bia"].items() if mm == m and ch == "digital"]
+                        if name == "BIA" else
+                        [r["mia"] for k, r in t["rows"].items() if k.model == m and k.noise == name
+                         and k.level == ref and k.adversary == adv and k.channel == "digital"])
+                if not ests:
                     continue
-                v, (lo, hi) = _err(est)
+                v, (lo, hi) = _err(ests[0])
                 xs.append(i + (j - (len(series) - 1) / 2) * width)
                 vs.append(v)
                 es[0].append(lo)
                 es[1].append(hi)
             if xs:
-                ax.bar(xs, vs, width, yerr=es, capsize=2, label="BIA (clean)" if name == "BIA"
-                       else f"MIA {name}", color=COLORS["clean" if name == "BIA" else name]
-                       if name in COLORS or name == "BIA" else None)
+                ax.bar(xs, vs, width, yerr=es, capsize=2, label="BIA (clean)" if name == "BIA" else f"MIA {name}",
+                       color=COLORS.get("clean" if name == "BIA" else name, "gray"))
+        if chance:
+            ax.axhline(max(chance), color="k", ls=":", lw=1, label="chance (best constant guess)")
         ax.set_xticks(range(len(models)), models)
         ax.set_ylim(0, 1.05)
-        ax.set_xlabel("attacker model")
+        ax.set_xlabel("attacker family")
         ax.set_ylabel("accuracy (fraction)")
         ax.set_title(f"{adv} adversary, noise at {ref:g} dB SPL" if ref is not None else adv)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{task}: baseline vs mitigated inference accuracy (Figs. 9–11)")
+    fig.suptitle(f"{task}: baseline vs mitigated inference accuracy, 95 % cluster-bootstrap intervals (Figs. 9–11)")
     return _save(fig, out_dir, f"fig09-11_accuracy_{task}.png")
 
 
 def fig_spf(s: dict, out_dir: str):
-    """Fig. 13: SPF per noise across levels, one panel per recogniser (adversary setting)."""
+    """Fig. 13: SPF per noise across levels, one panel per adversary's own command recogniser."""
     if not s["spf"]:
         return None
     advs = [a for a in s["cells"].adversaries if any(k.adversary == a for k in s["spf"])]
     fig, axes = plt.subplots(1, len(advs), figsize=(4.6 * len(advs), 3.6), squeeze=False)
     for ax, adv in zip(axes[0], advs):
         for n in s["cells"].noises:
-            pts = sorted((lv, e) for (nn, lv, a), e in s["spf"].items() if nn == n and a == adv)
+            pts = sorted((k.level, v["spf"]) for k, v in s["spf"].items()
+                         if k.noise == n and k.adversary == adv and k.channel == "digital")
             if not pts:
                 continue
             lv = [p[0] for p in pts]
@@ -192,39 +204,39 @@ def fig_rtmr(s: dict, out_dir: str):
             ax.set_title(f"{adv} adversary: r = {rr}{ci_txt}", fontsize=9)
             unit = "(z units)" if test == "ww_z" else "(0–1)"
             ax.set_xlabel(f"{RTMR_LABELS[test]} of masked audio {unit}")
-            ax.set_ylabel("relative reduction (BIA−MIA)/BIA")
+            ax.set_ylabel("worst-family reduction (BIA−MIA)/BIA")
             ax.legend(fontsize=6)
     fig.suptitle("Randomness against mitigation, RTMR (Fig. 14)")
     return _save(fig, out_dir, "fig14_rtmr.png")
 
 
 def fig_frontier(s: dict, out_dir: str):
-    """Privacy–utility–comfort frontier: mitigation against SPF per noise across levels."""
+    """Privacy–utility–comfort frontier: mitigation against the same adversary's SPF per noise across levels."""
     if not s["frontier"]:
         return None
     advs = [a for a in s["cells"].adversaries if any(k.adversary == a for k in s["frontier"])]
     fig, axes = plt.subplots(1, len(advs), figsize=(4.8 * len(advs), 4.0), squeeze=False)
     for ax, adv in zip(axes[0], advs):
         for n in s["cells"].noises:
-            pts = sorted((k.level, p) for k, p in s["frontier"].items() if k.adversary == adv and k.noise == n)
+            pts = sorted((k.level, p) for k, p in s["frontier"].items()
+                         if k.adversary == adv and k.noise == n and k.channel == "digital")
             if not pts:
                 continue
-            xs = [p["spf"] for _, p in pts]
-            ys = [p["mitigation"] for _, p in pts]
             col = COLORS.get(n, "gray")
-            ax.plot(xs, ys, "-", color=col, lw=1, label=n)
+            ax.plot([p["spf"] for _, p in pts], [p["mitigation"] for _, p in pts], "-", color=col, lw=1, label=n)
             for lv, p in pts:
-                above = p["above_comfort"]
-                at = lv == COMFORT_LIMIT_SPL
-                ax.scatter(p["spf"], p["mitigation"], s=90 if at else 30,
-                           marker="*" if at else "o", edgecolors=col,
-                           facecolors="none" if above else col, zorder=3)
-                ax.annotate(f"{lv:g}", (p["spf"], p["mitigation"]), fontsize=6,
-                            xytext=(3, 3), textcoords="offset points")
-        ax.scatter([], [], marker="*", s=90, color="k", label="at the 45 dB SPL limit")
-        ax.scatter([], [], marker="o", facecolors="none", edgecolors="k", label="above 45 dB SPL")
-        ax.set_xlabel("SPF (masked / clean command accuracy)")
-        ax.set_ylabel("mitigation: mean (BIA−MIA)/BIA")
+                # Filled circle: below the comfort limit; star: at it; hollow circle: above it.
+                at, above = lv == COMFORT_LIMIT_SPL, p["above_comfort"]
+                ax.scatter(p["spf"], p["mitigation"], s=90 if at else 30, marker="*" if at else "o",
+                           edgecolors=col, facecolors="none" if above else col, zorder=3)
+                ax.annotate(f"{lv:g}", (p["spf"], p["mitigation"]), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")
+        ax.scatter([], [], marker="o", color="k", s=30, label=f"below {COMFORT_LIMIT_SPL:g} dB SPL")
+        ax.scatter([], [], marker="*", s=90, color="k", label=f"at {COMFORT_LIMIT_SPL:g} dB SPL")
+        if any(p["above_comfort"] for k, p in s["frontier"].items() if k.adversary == adv):
+            ax.scatter([], [], marker="o", facecolors="none", edgecolors="k", label=f"above {COMFORT_LIMIT_SPL:g} dB SPL")
+        ax.set_xlabel(f"SPF of the {adv} command recogniser (masked / clean)")
+        ax.set_ylabel("mitigation: mean worst-family (BIA−MIA)/BIA")
         ax.set_title(f"{adv} adversary (labels: dB SPL)", fontsize=9)
         ax.legend(fontsize=6)
     fig.suptitle("Privacy–utility–comfort frontier (up and right is better)")

@@ -52,6 +52,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pyroomacoustics as pra
+from absl import logging
 
 from maskgan_jax import host_workers, levels
 from maskgan_jax.room_sim import PATHS, RoomConfig, distances, simulate_rooms
@@ -126,7 +128,6 @@ _ARRAYS = ("rirs", "dims", "rt60", "rt60_measured", "absorption", "absorption_sa
 
 
 def _cache_key(config: RoomConfig, seed: int, n_rooms: int) -> dict:
-    import pyroomacoustics as pra
     return {"format": FORMAT, "config": config.to_dict(), "seed": int(seed), "n_rooms": int(n_rooms),
             "pyroomacoustics": pra.__version__}
 
@@ -193,7 +194,7 @@ def load_rir_bank(path: str | os.PathLike) -> RirBank:
 
 
 def build_rir_bank(config: RoomConfig, seed: int, n_rooms: int, cache_dir: str | os.PathLike | None = None,
-                   workers: int | None = None) -> RirBank:
+                   workers: int | None = None, log=None) -> RirBank:
     """The bank of ``n_rooms`` rooms for ``seed``: read from ``cache_dir`` or simulated (and cached there).
 
     Room i is the same for every ``n_rooms`` > i. Simulation runs in ``workers`` processes
@@ -211,12 +212,16 @@ def build_rir_bank(config: RoomConfig, seed: int, n_rooms: int, cache_dir: str |
             reason = "it holds another room set"
         except ValueError as e:
             reason = str(e)
-        from absl import logging
         logging.warning("RIR bank cache %s is rebuilt: %s", path, reason)
     workers = host_workers.default_workers(n_rooms) if workers is None else int(workers)
+    if log is not None:
+        log(f"[room] simulating {n_rooms} rooms (seed {seed}) with pyroomacoustics in {workers} process(es)"
+            + (f"; cached in {path}" if path else ""))
     t0 = time.perf_counter()
     rooms = simulate_rooms(config, seed, range(n_rooms), workers)
     bank = _assemble(config, seed, rooms, time.perf_counter() - t0)
+    if log is not None:
+        log(f"[room] {n_rooms} rooms in {bank.build_seconds:.1f} s")
     if path is not None:
         save_rir_bank(bank, path)
     return bank
@@ -328,6 +333,11 @@ def _ms(x):
     return jnp.maximum(jnp.mean(jnp.square(x), axis=-1), levels.POWER_FLOOR)
 
 
+def level_rms(spl_db, fullscale_spl: float = levels.DEFAULT_FULLSCALE_SPL):
+    """The RMS (playback calibration) of a level in dB SPL: 10^((spl - fullscale) / 20)."""
+    return 10.0 ** ((spl_db - fullscale_spl) / 20.0)
+
+
 @functools.partial(jax.jit, static_argnames=("speech_spl", "noise_spl", "fullscale_spl", "allow_above_comfort"))
 def room_mix(clean_BxT: jax.Array, noise_BxT: jax.Array | None, rirs: Paths | PathSpectra, speech_spl: float = 60.0,
              noise_spl: float = levels.COMFORT_LIMIT_SPL, fullscale_spl: float = levels.DEFAULT_FULLSCALE_SPL,
@@ -338,9 +348,20 @@ def room_mix(clean_BxT: jax.Array, noise_BxT: jax.Array | None, rirs: Paths | Pa
     of the bank for clips of T samples, then ``select``).
 
     ``noise_BxT=None`` is the unmasked room (clean cells): the microphone hears reverberant
-    speech only. Jitted, with the levels static (concrete numbers; each new level compiles once).
+    speech only. Jitted, with the levels static (concrete numbers; each new level compiles
+    once); inside a program of one's own, `room_mix_rms` takes them as traced RMS values.
     """
     levels._check_comfort(noise_spl, allow_above_comfort, "noise_spl")
+    return room_mix_rms(clean_BxT, noise_BxT, rirs, np.float32(level_rms(float(speech_spl), fullscale_spl)),
+                        np.float32(level_rms(float(noise_spl), fullscale_spl)))
+
+
+def room_mix_rms(clean_BxT: jax.Array, noise_BxT: jax.Array | None, rirs: Paths | PathSpectra,
+                 speech_rms, noise_rms) -> RoomMix:
+    """`room_mix` with the levels as RMS values (traceable: one program serves every level).
+
+    The caller checks the comfort limit (``level_rms`` turns dB SPL into these values).
+    """
     c = jnp.asarray(clean_BxT)
     levels._check_float(c, "clean")
     c = c.astype(jnp.float32)
@@ -361,7 +382,6 @@ def room_mix(clean_BxT: jax.Array, noise_BxT: jax.Array | None, rirs: Paths | Pa
             _check_bins(hf, n, taps, t)
         return _filter(xf, hf, n, t)
 
-    speech_rms = np.float32(10.0 ** ((float(speech_spl) - fullscale_spl) / 20.0))
     ms_clean = _ms(c)
     # Dry speech as heard 1 m from the talker (unity free-field gain at 1 m).
     cf = jnp.fft.rfft(c * (speech_rms / jnp.sqrt(ms_clean))[..., None], n=n)
@@ -378,7 +398,6 @@ def room_mix(clean_BxT: jax.Array, noise_BxT: jax.Array | None, rirs: Paths | Pa
     zf = jnp.fft.rfft(z.astype(jnp.float32), n=n)
     noise_lis = through(zf, "masker_listener")
     noise_mic = through(zf, "masker_mic")
-    noise_rms = np.float32(10.0 ** ((float(noise_spl) - fullscale_spl) / 20.0))
     ms_nl = _ms(noise_lis)
     g = noise_rms / jnp.sqrt(ms_nl)
     # Silent noise stays silent (its floored power would otherwise get a huge gain).

@@ -31,6 +31,9 @@ import tempfile
 from typing import NamedTuple
 
 import numpy as np
+import pyroomacoustics as pra
+
+from maskgan_jax import host_workers
 
 # The four paths of a room, in the order of the bank's path axis.
 PATHS = ("talker_mic", "talker_listener", "masker_mic", "masker_listener")
@@ -199,7 +202,6 @@ def max_order_for(dims, seconds: float) -> int:
 
 
 def _pra_responses(dims, absorption, max_order, sources, receivers, sample_rate, length) -> np.ndarray:
-    import pyroomacoustics as pra
     room = pra.ShoeBox(list(map(float, dims)), fs=int(sample_rate),
                        materials=pra.Material(float(absorption)), max_order=int(max_order),
                        air_absorption=False)
@@ -242,7 +244,6 @@ def simulate(dims, absorption: float, max_order: int, sources, receivers, sample
 
 def simulate_room(config: RoomConfig, draw: RoomDraw) -> RoomSim:
     """The four responses of a drawn room, its absorption corrected to the requested RT60."""
-    import pyroomacoustics as pra
     fs, length = config.sample_rate, config.rir_length
     a_sabine, order = pra.inverse_sabine(draw.rt60, list(draw.dims), c=SPEED_OF_SOUND)
     order = min(int(order), max_order_for(draw.dims, length / fs))
@@ -288,7 +289,6 @@ def arrays_to_rooms(arrays) -> list[tuple[RoomDraw, RoomSim]]:
 
 def simulate_rooms(config: RoomConfig, seed: int, numbers, workers: int = 1) -> list[tuple[RoomDraw, RoomSim]]:
     """Rooms ``numbers`` of the bank for ``seed``, in order, simulated in ``workers`` processes."""
-    from maskgan_jax import host_workers
     numbers = [int(i) for i in numbers]
     workers = max(1, min(int(workers), len(numbers)))
     if workers == 1:

@@ -74,18 +74,21 @@ class Run:
         self.out_dir, self.config, self.log = out_dir, config, log
         self.path = os.path.join(out_dir, run_info_name(worker, num_workers))
         old = _read_json(self.path) or {}
-        self.info = {"config_name": config.name, "out": os.path.abspath(out_dir),
-                     "seeds": list(config.seeds), "stages": old.get("stages", {}),
-                     "started": old.get("started") or time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        self.info = {"config_name": config.name, "seeds": list(config.seeds), "stages": old.get("stages", {}),
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                      "host": socket.gethostname(), "platform": platform.platform(),
                      "argv": sys.argv, "versions": results.versions()}
 
     @contextlib.contextmanager
     def stage(self, name: str):
-        """Times a stage and records its wall time and status."""
+        """Times a stage and records its wall time and status.
+
+        A stage that finds its work already done sets ``status["computed"] = False``; the
+        record of the run that computed it is then kept (its wall time, and when that run started).
+        """
         t0 = time.perf_counter()
         self.log(f"[study] stage {name}")
-        status = {"status": "running"}
+        status = {"status": "running", "run_started": self.info["started"]}
         try:
             yield status
             if status["status"] == "running":
@@ -95,9 +98,14 @@ class Run:
             raise
         finally:
             status["wall_s"] = time.perf_counter() - t0
-            self.info["stages"][name] = dict(status)
+            old = self.info["stages"].get(name)
+            if status.get("computed", True) or not old or old.get("status") != "done":
+                self.info["stages"][name] = dict(status)
+            else:
+                old["reused_by_run_started"] = self.info["started"]
             self.save()
-            self.log(f"[study] stage {name}: {status['status']} in {status['wall_s']:.1f} s")
+            self.log(f"[study] stage {name}: {status['status']} in {status['wall_s']:.1f} s"
+                     + ("" if status.get("computed", True) else " (already done; nothing computed)"))
 
     def save(self) -> None:
         """Writes run_info.json atomically."""
@@ -120,22 +128,23 @@ def run_study(config: StudyConfig, out_dir: str, cells: str = "", worker: int = 
     facts: dict = {}
     if not report_only:
         with _locked(out_dir, "data"):
-            with run.stage("corpora"):
-                roots = stage_corpora(cfg, out_dir)
-            with run.stage("stores"):
-                stores = stage_stores(cfg, out_dir, roots, say)
+            with run.stage("corpora") as st:
+                roots, st["computed"] = stage_corpora(cfg, out_dir)
+            with run.stage("stores") as st:
+                stores, st["computed"] = stage_stores(cfg, out_dir, roots, say)
         gan_info = None
         if "gan" in cfg.noises:
             with _locked(out_dir, "gan"), run.stage("maskgan") as st:
                 gan_info = stage_gan(cfg, out_dir, say)
-                st["step"] = gan_info["step"]
-        with _locked(out_dir, "noises"), run.stage("noises"):
-            stage_noises(cfg, out_dir, stores)
-        with _locked(out_dir, "randomness"), run.stage("randomness"):
-            stage_randomness(cfg, out_dir, stores, gan_info["fingerprint"] if gan_info else None, say)
+                st.update(step=gan_info["step"], computed=gan_info["computed"])
+        with _locked(out_dir, "noises"), run.stage("noises") as st:
+            st["computed"] = stage_noises(cfg, out_dir, stores)
+        with _locked(out_dir, "randomness"), run.stage("randomness") as st:
+            st["computed"] = stage_randomness(cfg, out_dir, stores, gan_info["fingerprint"] if gan_info else None,
+                                              say)
         with run.stage("cells") as st:
             facts = stage_cells(cfg, cell_env(cfg, out_dir, stores, gan_info, say), cells, worker, num_workers)
-            st.update(facts)
+            st.update(facts, computed=facts["computed"] > 0)
     if make_report or report_only:
         with run.stage("report"):
             facts["report"] = write_study_report(cfg, out_dir, run.info)

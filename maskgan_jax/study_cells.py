@@ -14,6 +14,8 @@ import os
 import time
 from typing import Any, Callable
 
+import numpy as np
+
 from maskgan_jax import attack, attack_folds, attack_loop, attack_steps, keys, masking, metrics, parallel, results
 from maskgan_jax.data.batches import as_array_data
 from maskgan_jax.progress import Progress
@@ -45,13 +47,29 @@ def read_all_cells(out_dir: str) -> list[dict]:
     return out
 
 
+def chance_accuracy(data, rows: np.ndarray) -> float:
+    """The best constant guess on these examples: per attribute the majority class's share of the
+    labelled examples, averaged over attributes (as accuracy is)."""
+    shares = []
+    for y in data.labels.values():
+        y = np.asarray(y)[rows]
+        y = y[y >= 0]
+        if y.size:
+            shares.append(float(np.bincount(y).max() / y.size))
+    return float(np.mean(shares)) if shares else float("nan")
+
+
 def cell_record(cell: Cell, fold_recs: list[dict], config: dict, fp: str, extra: dict) -> dict:
-    """The cell's JSON record: mean accuracy and interval over folds, folds, full config."""
+    """The cell's JSON record: pooled accuracy with its cluster-bootstrap interval (the fold-level
+    t interval beside it), the folds with their per-example outcomes, the full config."""
     folds = sorted(fold_recs, key=lambda r: r["fold"])
-    est = metrics.mean_ci([r["accuracy"] for r in folds])
+    t = metrics.mean_ci([r["accuracy"] for r in folds])
+    _rows, correct, cluster = attack.pooled_outcomes(folds)
+    est = metrics.clustered_bootstrap_ci(correct, cluster, seed=cell.seed)
     rec = {"kind": "cell", "cell": cell.id, "task": cell.task, "model": cell.model,
-           "noise": cell.noise, "noise_spl": cell.level, "adversary": cell.adversary,
+           "noise": cell.noise, "noise_spl": cell.level, "adversary": cell.adversary, "channel": cell.channel,
            "seed": cell.seed, "accuracy": est.value, "ci95": est.ci95, "ci_method": est.method,
+           "fold_mean_accuracy": t.value, "t_ci95": t.ci95, "n_examples": int(correct.shape[0]),
            "n_folds": len(folds), "above_comfort": cell.above_comfort, "folds": folds,
            "fingerprint": fp, "config": config}
     rec.update(extra)
@@ -83,8 +101,9 @@ def cell_env(cfg: StudyConfig, out_dir: str, stores: dict, gan_info: dict | None
             base, task=c.task, seed=c.seed, speech_spl=cfg.speech_spl,
             noise=noise_spec(cfg, out_dir, c.noise),
             noise_spl=base.noise_spl if c.level is None else c.level,
-            allow_above_comfort=cfg.allow_above_comfort, adversary=c.adversary,
-            front_end=cfg.denoise_front_end if c.adversary == "denoise" else "none", front_end_at="test")
+            allow_above_comfort=cfg.allow_above_comfort, adversary=c.adversary, channel=c.channel,
+            rooms=cfg.rooms, room_seed=cfg.room_seed,
+            front_end=cfg.denoise_front_end if c.adversary == "denoise" else "none")
 
     def cell_fp(c: Cell) -> str:
         a = attack_config(c).to_json()
@@ -109,8 +128,10 @@ def _fold_summary(test: dict, info: dict, fold: int, n_test: int, seconds: float
     keep = {"fold": fold, "accuracy": test["accuracy"], "n_test": n_test,
             "per_attribute_accuracy": {a: v["accuracy"] for a, v in test["per_attribute"].items()},
             "clipped_samples": test.get("clipped_samples", 0),
+            "best_step": info.get("best_step"), "steps_trained": info.get("steps_trained"),
             "best_epoch": info.get("best_epoch"), "epochs_trained": info.get("epochs_trained"),
-            "val_accuracy": info.get("val_accuracy"), "seconds": seconds}
+            "val_accuracy": info.get("val_accuracy"), "l2": info.get("l2"), "seconds": seconds,
+            "outcomes": test["outcomes"]}
     if "all_correct_accuracy" in test:
         keep["all_correct_accuracy"] = test["all_correct_accuracy"]
     if "per_class_recall" in test:
@@ -140,7 +161,9 @@ def run_group(group: GroupKey, cells: list[Cell], env: GroupEnv) -> list[dict]:
         """(steps, training hearing, test hearing, noise program) of one cell's config."""
         program = masking.noise_program(cfg.noise, clip, cfg.mel.sample_rate)
         snr = masking.check_levels(cfg.noise_spl, cfg.speech_spl, cfg.allow_above_comfort)
-        return (attack_steps.get_steps(cfg, heads, clip, mesh), *attack_loop.hearings(cfg, program, snr), program)
+        room = attack.room_channel(cfg, clip, os.path.join(env.out_dir, "rooms"), env.log)
+        return (attack_steps.get_steps(cfg, heads, clip, mesh), *attack_loop.hearings(cfg, program, snr, room),
+                program)
 
     if group.condition == "clean":
         # Static and denoising adversaries train on clean audio: one attacker for all of them.
@@ -165,14 +188,13 @@ def run_group(group: GroupKey, cells: list[Cell], env: GroupEnv) -> list[dict]:
         env.log(f"[study] {group.name} fold {f + 1}/{len(splits)}: training "
                 f"({split['train'].size} train, {split['valid'].size} valid) for {len(todo)} cell(s)")
         env.counters["train_fold"] += 1
-        params, info = attack_loop.train_fold(train_steps, data, split, group.seed, f, train_hears,
-                                              log=lambda s: None)
+        params, info = attack_loop.fit(train_steps, data, split, group.seed, f, train_hears, log=lambda s: None)
         t_train = time.perf_counter() - t0
         for c in todo:
             t1 = time.perf_counter()
             env.counters["evaluate"] += 1
             steps, _, test_hears, _ = setup(cfgs[c])
-            test = attack_loop.evaluate(steps, params, data, split["test"], test_key, test_hears)
+            test = attack_loop.test(steps, params, data, split["test"], test_key, test_hears)
             fold_recs[c][f] = _fold_summary(test, info, f, int(split["test"].size),
                                             t_train / len(todo) + time.perf_counter() - t1)
         results.write_jsonl_atomic(partial_path, [
@@ -183,9 +205,11 @@ def run_group(group: GroupKey, cells: list[Cell], env: GroupEnv) -> list[dict]:
                 cfg = cfgs[c].to_json()
                 cfg["noise"] = c.noise   # the record names the noise; the GAN's identity is in the fingerprint
                 program = setup(cfgs[c])[3]
+                tested = np.concatenate([np.asarray(r["outcomes"]["index"]) for r in fold_recs[c].values()])
                 rec = cell_record(c, list(fold_recs[c].values()), cfg, fps[c],
                                   {**env.extra(c), "devices": parallel.describe(mesh),
-                                   "noise_info": program.info if program else None})
+                                   "noise_info": program.info if program else None,
+                                   "chance_accuracy": chance_accuracy(data, tested)})
                 results.write_jsonl_atomic(os.path.join(env.out_dir, c.relpath), [rec])
                 written.append(rec)
                 env.on_cell_done(c)

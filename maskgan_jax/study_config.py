@@ -9,7 +9,7 @@ from maskgan_jax import results
 from maskgan_jax.data import layouts
 from maskgan_jax.levels import COMFORT_LIMIT_SPL
 from maskgan_jax.study_grid import Cell, enumerate_cells, matches, parse_filter
-from maskgan_jax.vocab import ADVERSARIES, CLIP_SAMPLES, DENOISE_FRONT_END, STUDY_NOISES, check_name
+from maskgan_jax.vocab import ADVERSARIES, CHANNELS, CLIP_SAMPLES, DENOISE_FRONT_END, STUDY_NOISES, check_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +23,9 @@ class StudyConfig:
     allow_above_comfort: bool = False
     adversaries: tuple = ADVERSARIES
     adaptive_levels: tuple | None = None        # None: the adaptive adversary at every level
+    channels: tuple = ("digital",)              # digital and/or room (vocab.CHANNELS)
+    rooms: int = 32                             # room channel: rooms in the impulse-response bank
+    room_seed: int = 0
     exclude: str = ""                           # cells dropped from the sweep (--cells syntax)
     seeds: tuple = (0,)
     speech_spl: float = 60.0
@@ -47,6 +50,8 @@ class StudyConfig:
             check_name(n, STUDY_NOISES, "noises")
         for a in self.adversaries:
             check_name(a, ADVERSARIES, "adversaries")
+        for ch in self.channels:
+            check_name(ch, CHANNELS, "channels")
         loud = [lv for lv in self.levels if lv > COMFORT_LIMIT_SPL]
         if loud and not self.allow_above_comfort:
             raise ValueError(f"levels {loud} exceed the {COMFORT_LIMIT_SPL:g} dB SPL comfort limit; "
@@ -64,7 +69,7 @@ class StudyConfig:
     def cells(self) -> list[Cell]:
         """The full sweep of this study (less the ``exclude`` filter's cells)."""
         cells = enumerate_cells(self.tasks, self.models, self.noises, self.levels,
-                                self.adversaries, self.seeds, self.adaptive_levels)
+                                self.adversaries, self.seeds, self.adaptive_levels, self.channels)
         drop = parse_filter(self.exclude)
         return [c for c in cells if not drop or not matches(c, drop)]
 

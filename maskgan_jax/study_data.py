@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import os
 
-from maskgan_jax.data import layouts, store_build, synthetic
+from maskgan_jax.data import layouts, store, store_build, synthetic
 from maskgan_jax.study_config import StudyConfig
 
 
-def stage_corpora(cfg: StudyConfig, out_dir: str) -> dict:
-    """task -> corpus folder: the configured real folders or embedded corpora under OUT/corpora."""
+def stage_corpora(cfg: StudyConfig, out_dir: str) -> tuple[dict, bool]:
+    """(task -> corpus folder, whether a corpus was generated): the configured real folders or
+    embedded corpora under OUT/corpora."""
     given = dict(cfg.data_dirs)
-    roots = {}
+    roots, computed = {}, False
     for task in cfg.tasks:
         if task in given:
             if not os.path.isdir(given[task]):
@@ -18,18 +19,29 @@ def stage_corpora(cfg: StudyConfig, out_dir: str) -> dict:
             roots[task] = given[task]
         else:
             folder = os.path.join(out_dir, "corpora", synthetic.layout_name(task))
+            before = synthetic.read_manifest(folder)
             roots[task] = synthetic.make_corpus(task, folder, seed=cfg.corpus_seed, size=cfg.corpus_size)
-    return roots
+            computed |= synthetic.read_manifest(folder) != before
+    return roots, computed
 
 
-def stage_stores(cfg: StudyConfig, out_dir: str, roots: dict, log) -> dict:
-    """task -> opened array store (built once, reused while the corpus is unchanged)."""
-    stores = {}
+def stage_stores(cfg: StudyConfig, out_dir: str, roots: dict, log) -> tuple[dict, bool]:
+    """(task -> opened array store, whether one was built): built once, reused while the corpus is unchanged."""
+    stores, computed = {}, False
     for task in cfg.tasks:
         corpus = layouts.load_corpus(roots[task], task)
         log(f"[study] {corpus.summary()}")
         for path, reason in corpus.broken[:10]:
             log(f"[study]   broken: {path}: {reason}")
-        stores[task] = store_build.open_or_build_store(corpus, os.path.join(out_dir, "stores", task),
-                                                       length=cfg.clip_samples, progress=True)
-    return stores
+        folder = os.path.join(out_dir, "stores", task)
+        before = _built(folder)
+        stores[task] = store_build.open_or_build_store(corpus, folder, length=cfg.clip_samples, progress=True)
+        computed |= _built(folder) != before
+    return stores, computed
+
+
+def _built(store_dir: str):
+    try:
+        return os.stat(os.path.join(store_dir, store.INDEX)).st_mtime_ns
+    except OSError:
+        return None

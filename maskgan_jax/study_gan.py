@@ -20,6 +20,7 @@ def noise_spec(cfg: StudyConfig, out_dir: str, noise: str) -> str:
 def stage_gan(cfg: StudyConfig, out_dir: str, log) -> dict:
     """Trains (or resumes, or finds finished) the MaskGAN; returns its identity for fingerprints."""
     workdir = gan_workdir(cfg, out_dir)
+    before = latest_step(workdir)
     if cfg.gan is not None:
         # gan.train resumes, refuses a workdir trained with a different model, and does
         # nothing when the checkpoint already has the steps asked for.
@@ -28,10 +29,17 @@ def stage_gan(cfg: StudyConfig, out_dir: str, log) -> dict:
     elif not os.path.isdir(workdir):
         raise ValueError(f"gan_workdir {workdir}: no trained MaskGAN there")
     config = gan.read_config(workdir).to_json()
+    step = latest_step(workdir)
+    return {"workdir": workdir, "config": config, "step": step, "computed": step != before,
+            "fingerprint": results.fingerprint({"config": config, "step": step})}
+
+
+def latest_step(workdir: str) -> int | None:
+    """The latest checkpoint step of a MaskGAN workdir (None without one)."""
+    if not os.path.isdir(os.path.join(workdir, gan.CHECKPOINT_DIR)):
+        return None
     mngr = checkpoint.manager(os.path.join(workdir, gan.CHECKPOINT_DIR))
     try:
-        step = checkpoint.latest_step(mngr)
+        return checkpoint.latest_step(mngr)
     finally:
         mngr.close()
-    return {"workdir": workdir, "config": config, "step": step,
-            "fingerprint": results.fingerprint({"config": config, "step": step})}

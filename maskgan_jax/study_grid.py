@@ -2,9 +2,9 @@
 
 A cell is one (task, model, noise, level, adversary, seed) attack; its result is one JSON
 line in its own file (`study_cells`). Cells that share a trained attacker form a
-*training group*: the clean baseline, every static cell and every denoising cell of a
-(task, model, seed) are tested on one attacker trained on clean audio, while an adaptive
-cell trains on its own masked audio.
+*training group*: the clean baseline and every static cell of a (task, model, seed) are
+tested on one attacker trained on clean audio, while an adaptive or denoising cell trains
+on its own masked (and, for the denoiser, denoised) audio.
 """
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from collections import OrderedDict
 from typing import Iterable, NamedTuple, Sequence
 
 from maskgan_jax.levels import COMFORT_LIMIT_SPL
-from maskgan_jax.vocab import ADVERSARIES, STUDY_NOISES, CellKey, check_name, noise_rank
+from maskgan_jax.vocab import ADVERSARIES, CHANNELS, STUDY_NOISES, CellKey, check_name, noise_rank
 
 FILTER_KEYS = CellKey._fields
+# Adversaries that train on the masked audio of their own cell.
+TRAINS_ON_MASKED = ("adaptive", "denoise")
 
 
 class GroupKey(NamedTuple):
@@ -42,12 +44,13 @@ class Cell:
     level: float | None
     adversary: str
     seed: int
+    channel: str = "digital"
 
     def fields(self) -> dict:
         """The filterable fields as strings (level '-' for the baseline)."""
         return {"task": self.task, "model": self.model, "noise": self.noise,
                 "level": "-" if self.level is None else f"{self.level:g}",
-                "adversary": self.adversary, "seed": str(self.seed)}
+                "adversary": self.adversary, "seed": str(self.seed), "channel": self.channel}
 
     @property
     def id(self) -> str:
@@ -58,8 +61,9 @@ class Cell:
     def relpath(self) -> str:
         """The cell's result file, relative to the study folder."""
         lv = "clean" if self.level is None else f"{self.level:g}dB"
+        room = "" if self.channel == "digital" else f"-{self.channel}"
         return os.path.join("cells", self.task, self.model,
-                            f"{self.noise}-{lv}-{self.adversary}-s{self.seed}.jsonl")
+                            f"{self.noise}-{lv}-{self.adversary}-s{self.seed}{room}.jsonl")
 
     @property
     def above_comfort(self) -> bool:
@@ -69,43 +73,52 @@ class Cell:
     @property
     def key(self) -> CellKey:
         """The cell's coordinates as the report's typed key."""
-        return CellKey(self.task, self.model, self.noise, self.level, self.adversary, self.seed)
+        return CellKey(self.task, self.model, self.noise, self.level, self.adversary, self.seed, self.channel)
 
     @property
     def group(self) -> GroupKey:
-        """The training group: cells tested on the same trained attackers."""
-        if self.adversary == "adaptive":
-            return GroupKey(self.task, self.model, self.seed, f"{self.noise}@{self.level:g}dB")
-        return GroupKey(self.task, self.model, self.seed, "clean")
+        """The training group: cells tested on the same trained attackers.
+
+        Static cells and the clean baseline share the attacker trained on clean audio; an
+        adaptive or denoising cell trains on its own (masked, or masked and denoised) audio.
+        """
+        room = "" if self.channel == "digital" else f"-{self.channel}"
+        if self.adversary in TRAINS_ON_MASKED:
+            return GroupKey(self.task, self.model, self.seed, f"{self.adversary}-{self.noise}@{self.level:g}dB{room}")
+        return GroupKey(self.task, self.model, self.seed, f"clean{room}")
 
 
 def enumerate_cells(tasks: Sequence[str], models: Sequence[str], noises: Sequence[str],
                     levels: Sequence[float], adversaries: Sequence[str], seeds: Sequence[int],
-                    adaptive_levels: Sequence[float] | None = None) -> list[Cell]:
-    """The sweep: a clean baseline per (task, model, seed) and every masked combination, sorted."""
+                    adaptive_levels: Sequence[float] | None = None,
+                    channels: Sequence[str] = ("digital",)) -> list[Cell]:
+    """The sweep: a clean baseline per (task, model, seed, channel) and every masked combination, sorted."""
     for n in noises:
         check_name(n, ("none", *STUDY_NOISES), "noise")
     for a in adversaries:
         check_name(a, ADVERSARIES, "adversary")
+    for ch in channels:
+        check_name(ch, CHANNELS, "channel")
     cells = []
     for t in tasks:
         for m in models:
             for s in seeds:
-                cells.append(Cell(t, m, "none", None, "static", int(s)))
-                for n in noises:
-                    if n == "none":
-                        continue
-                    for lv in levels:
-                        for a in adversaries:
-                            if a == "adaptive" and adaptive_levels is not None \
-                                    and float(lv) not in [float(x) for x in adaptive_levels]:
-                                continue
-                            cells.append(Cell(t, m, n, float(lv), a, int(s)))
+                for ch in channels:
+                    cells.append(Cell(t, m, "none", None, "static", int(s), ch))
+                    for n in noises:
+                        if n == "none":
+                            continue
+                        for lv in levels:
+                            for a in adversaries:
+                                if a == "adaptive" and adaptive_levels is not None \
+                                        and float(lv) not in [float(x) for x in adaptive_levels]:
+                                    continue
+                                cells.append(Cell(t, m, n, float(lv), a, int(s), ch))
     return sorted(set(cells), key=_order)
 
 
 def _order(c: Cell):
-    return (c.task, c.model, c.seed, c.adversary == "adaptive", -1 if c.noise == "none" else noise_rank(c.noise),
+    return (c.task, c.model, c.seed, CHANNELS.index(c.channel) if c.channel in CHANNELS else len(CHANNELS), c.adversary in TRAINS_ON_MASKED, -1 if c.noise == "none" else noise_rank(c.noise),
             -1 if c.level is None else c.level, c.adversary)
 
 
@@ -114,7 +127,7 @@ def _order(c: Cell):
 def parse_filter(spec: str) -> list[dict[str, list[str]]]:
     """Parses ``--cells``: 'key=glob|glob,key=glob;...' (',' = and, '|' and ';' = or).
 
-    Keys: task, model, noise, level, adversary, seed; values are shell-style globs on the
+    Keys: task, model, noise, level, adversary, seed, channel; values are shell-style globs on the
     cell's fields (level '-' is the clean baseline). Example: 'task=mgi,model=cnn|rnn,level=45'.
     """
     spec = (spec or "").strip()

@@ -33,22 +33,23 @@ def _save(path: str, wave: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def stage_noises(cfg: StudyConfig, out_dir: str, stores: dict) -> dict:
-    """Example noise files at the reference level (OUT/noises/*.wav) and a clean example clip."""
+def stage_noises(cfg: StudyConfig, out_dir: str, stores: dict) -> bool:
+    """Example noise files at the reference level (OUT/noises/*.wav) and a clean example clip;
+    True when a file was written."""
     folder = os.path.join(out_dir, "noises")
     os.makedirs(folder, exist_ok=True)
     ref = reference_level(cfg)
-    made = {}
+    computed = False
     for noise in cfg.noises:
         path = os.path.join(folder, f"{noise}_{ref:g}dB.wav")
         if not os.path.exists(path):
             clip = noise_clips(cfg, out_dir, noise, 1, keys.example_clips(cfg.report_seed))[0]
             _save(path, levels.scale_to_spl(clip, ref, allow_above_comfort=cfg.allow_above_comfort))
-        made[noise] = path
+            computed = True
     for task in (t for t in reversed(TASKS) if t in stores):   # a speech command first, if there is one
         path = os.path.join(folder, f"clean_{task}.wav")
         if not os.path.exists(path):
             _save(path, audio.int16_to_float(np.asarray(stores[task].audio[0])))
-        made["clean"] = path
+            computed = True
         break
-    return made
+    return computed

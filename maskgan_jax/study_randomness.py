@@ -73,9 +73,10 @@ def _score_task(cfg: StudyConfig, out_dir: str, task: str, st, fp: str) -> list[
     return recs
 
 
-def stage_randomness(cfg: StudyConfig, out_dir: str, stores: dict, gan_fp: str | None, log) -> list[dict]:
-    """Randomness of clean, masked (every noise and level) audio per dataset, and of the noises."""
-    out = []
+def stage_randomness(cfg: StudyConfig, out_dir: str, stores: dict, gan_fp: str | None, log) -> bool:
+    """Randomness of clean, masked (every noise and level) audio per dataset, and of the noises
+    (OUT/randomness/*.jsonl); True when a set was scored."""
+    computed = False
     ident = {"format": RANDOMNESS_FORMAT, "clips": cfg.randomness_clips, "noise_clips": cfg.noise_clips,
              "levels": list(cfg.levels), "noises": list(cfg.noises), "speech_spl": cfg.speech_spl,
              "gan": gan_fp, "seed": cfg.report_seed}
@@ -88,9 +89,9 @@ def stage_randomness(cfg: StudyConfig, out_dir: str, stores: dict, gan_fp: str |
             t0 = time.perf_counter()
             recs = _score_task(cfg, out_dir, task, st, fp)
             results.write_jsonl_atomic(path, recs)
+            computed = True
             log(f"[study] randomness of {task}: {len(recs)} sets of {recs[0]['n']} clips in "
                 f"{time.perf_counter() - t0:.1f} s")
-        out.extend(recs)
     # The noises alone, at the reference level (what the masking device plays).
     ref = reference_level(cfg)
     fp = results.fingerprint({**ident, "clip_samples": cfg.clip_samples})
@@ -104,5 +105,5 @@ def stage_randomness(cfg: StudyConfig, out_dir: str, stores: dict, gan_fp: str |
             recs.append(_record("", "noise", noise, float(ref), score_int16(_to_int16(scaled)),
                                 {"fingerprint": fp}))
         results.write_jsonl_atomic(path, recs)
-    out.extend(recs)
-    return out
+        computed = True
+    return computed

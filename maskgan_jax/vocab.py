@@ -41,8 +41,13 @@ NOISE_TITLES = {"none": "clean", "white": "white noise", "pink": "pink noise",
 # masked audio; denoise: a denoising front end before its log-mel (see attack_steps).
 ADVERSARIES = ("static", "adaptive", "denoise")
 DENOISE_FRONT_END = "wiener"
-CHANNELS = ("digital",)
-MODEL_FAMILIES = ("cnn", "rnn", "crnn")
+# digital: the noise added sample by sample at the SNR; room: talker, masking loudspeaker,
+# microphone and listener in a simulated shoebox room (room.py).
+CHANNELS = ("digital", "room")
+# Neural attackers (models/attackers.py) and the probe (probe.py): logistic regression on
+# log-mel statistics, the floor every neural attacker must clear.
+NEURAL_FAMILIES = ("cnn", "rnn", "crnn")
+MODEL_FAMILIES = (*NEURAL_FAMILIES, "probe")
 
 
 def check_name(value: str, allowed, what: str) -> str:
@@ -72,13 +77,15 @@ class CellKey(NamedTuple):
     level: float | None
     adversary: str
     seed: int
+    channel: str = "digital"
 
 
 class RowKey(NamedTuple):
-    """A report row: one noise at one level against one adversary."""
+    """A report row: one noise at one level against one adversary, through one channel."""
     noise: str
     level: float
     adversary: str
+    channel: str = "digital"
 
 
 class FoldKey(NamedTuple):

@@ -153,7 +153,7 @@ def test_phases_hear_what_the_adversary_is_trained_and_tested_on():
     for adversary, front_end, at, train, test in (
             ("static", "none", "test", (False, False), (True, False)),
             ("adaptive", "none", "test", (True, False), (True, False)),
-            ("denoise", "wiener", "test", (False, False), (True, True)),
+            ("denoise", "wiener", "test", (True, True), (True, True)),
             ("adaptive", "wiener", "both", (True, True), (True, True))):
         cfg = _cfg(noise="white", adversary=adversary, front_end=front_end, front_end_at=at)
         tr, te = attack_loop.hearings(cfg, program, 15.0)
@@ -169,7 +169,7 @@ def test_missing_labels_are_masked_out_of_the_loss():
     steps = attack_steps.Steps(_cfg(), [("a", 4), ("b", 2)], T, parallel.make_mesh(1))
     params = jax.jit(steps.model.init)(jax.random.key(0), jnp.zeros((1, 16, 33)))
     b = jax.tree_util.tree_map(jnp.asarray, _batch(data, np.arange(8)))
-    mel, _ = jax.jit(lambda b: steps.log_mel(b, 0.0, False, False))(b)
+    mel, _ = jax.jit(lambda b: steps.log_mel(b, np.zeros(3, np.float32), False, False))(b)
     got = float(jax.jit(steps.loss)(params, mel, b))
     logits = {k: np.asarray(v, np.float64) for k, v in jax.jit(steps.model.apply)(params, mel).items()}
     ref = []
@@ -195,13 +195,13 @@ def _one_step_and_eval(n_devices, model="cnn", noise="white", with_eval=True):
     state = steps.init(jax.random.key(1))
     key = jax.random.key(2)
     b = hear.with_noise(parallel.shard_batch(_batch(data, np.arange(8)), mesh), key)
-    state, m1 = train(state, b, key, hear.snr_db)
-    state, m2 = train(state, b, key, hear.snr_db)
+    state, m1 = train(state, b, key, hear.args, cfg.learning_rate)
+    state, m2 = train(state, b, key, hear.args, cfg.learning_rate)
     if not with_eval:
         return float(m1["loss"]), float(m2["loss"]), None, None
     ev = steps.evaluate(True, False)(state["params"],
                                      hear.with_noise(parallel.shard_batch(_batch(data, np.arange(8, 16)), mesh), key),
-                                     key, hear.snr_db)
+                                     key, hear.args)
     return float(m1["loss"]), float(m2["loss"]), jax.device_get(state["params"]), jax.device_get(ev)
 
 

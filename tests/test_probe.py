@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import scipy.special
 
-librosa = pytest.importorskip("librosa")
-sklearn_lm = pytest.importorskip("sklearn.linear_model")
+import librosa  # noqa: E402
+import sklearn.linear_model as sklearn_lm  # noqa: E402
 
-from maskgan_jax import attack, attack_folds, probe  # noqa: E402
+from maskgan_jax import attack_folds, probe  # noqa: E402
+from maskgan_jax.data.batches import ArrayData  # noqa: E402
 
 N, D = 100, 24
 TOL = 1e-10
@@ -146,7 +147,7 @@ def test_cross_validate_uses_the_attack_folds():
             audio.append(np.round(w * 32767).astype(np.int16))
             labels.append(cls)
             groups.append(f"spk{g}")
-    data = attack.ArrayData(np.stack(audio), {"word": np.array(labels, np.int32)}, groups, [""] * len(groups),
+    data = ArrayData(np.stack(audio), {"word": np.array(labels, np.int32)}, groups, [""] * len(groups),
                             {"word": ["low", "high"]})
     recs = probe.cross_validate(data, folds=2, seed=3, mel=probe.MelSpec(n_mels=32), log=lambda s: None)
     want = attack_folds.fold_indices(groups, [""] * len(groups), 2, 3, 0.15)

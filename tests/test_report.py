@@ -13,16 +13,30 @@ LEVELS = (35.0, 45.0, 50.0)
 FOLDS = 3
 
 
+N_PER_FOLD, GROUPS = 60, 12
+
+
+def _outcomes(task, p_correct, fold):
+    """Per-example outcomes of one fold: example i is right when its fixed draw u_i < p (so two cells
+    with the same p agree on every example, and a larger p is right on a superset)."""
+    rows = np.arange(fold * N_PER_FOLD, (fold + 1) * N_PER_FOLD)
+    u = np.random.default_rng([len(task), 7]).uniform(size=FOLDS * N_PER_FOLD)[rows]
+    return {"index": rows.tolist(), "group": [f"g{r % GROUPS}" for r in rows],
+            "correct": {"label": (u < p_correct).astype(int).tolist()}}
+
+
 def _cell(task, model, noise, level, adv, accs, seed=0):
+    folds = [{"fold": i, "accuracy": a, "outcomes": _outcomes(task, a, i)} for i, a in enumerate(accs)]
     return {"kind": "cell", "task": task, "model": model, "noise": noise, "noise_spl": level,
             "adversary": adv, "seed": seed, "accuracy": float(np.mean(accs)), "ci95": [None, None],
-            "folds": [{"fold": i, "accuracy": a} for i, a in enumerate(accs)],
-            "above_comfort": level is not None and level > 45, "config": {}}
+            "folds": folds, "above_comfort": level is not None and level > 45, "config": {},
+            "chance_accuracy": 0.25}
 
 
-def _acc(task, noise, level, adv, fold, gan_gain=0.0):
-    """A made-up accuracy: louder noise masks more; the adaptive adversary recovers half."""
+def _acc(task, noise, level, adv, fold, gan_gain=0.0, model="cnn"):
+    """A made-up accuracy: louder noise masks more; the adaptive adversary recovers half; rnn is weaker."""
     clean = {"mgi": 0.8, "udi": 0.7, "sei": 0.6, "commands": 0.9}[task] + 0.01 * fold
+    clean -= 0.1 if model == "rnn" else 0.0
     if noise == "none":
         return clean
     strength = {"white": 0.30, "pink": 0.20, "brown": 0.10, "gan": 0.30 + gan_gain}[noise]
@@ -31,20 +45,20 @@ def _acc(task, noise, level, adv, fold, gan_gain=0.0):
         drop *= 0.3
     if adv == "adaptive":
         drop *= 0.5
-    # A fold-dependent wobble so paired differences have a spread.
-    return clean * (1.0 - drop) + 0.004 * ((fold * 7 + len(noise)) % 3 - 1)
+    return clean * (1.0 - drop)
 
 
 def make_records(gan_gain=0.0, tasks=TASKS):
     recs = []
     for t in tasks:
         for m in MODELS:
-            recs.append(_cell(t, m, "none", None, "static", [_acc(t, "none", None, "", f) for f in range(FOLDS)]))
+            recs.append(_cell(t, m, "none", None, "static",
+                              [_acc(t, "none", None, "", f, model=m) for f in range(FOLDS)]))
             for n in ("white", "pink", "brown", "gan"):
                 for lv in LEVELS:
                     for a in ("static", "adaptive", "denoise"):
                         recs.append(_cell(t, m, n, lv, a,
-                                          [_acc(t, n, lv, a, f, gan_gain) for f in range(FOLDS)]))
+                                          [_acc(t, n, lv, a, f, gan_gain, model=m) for f in range(FOLDS)]))
     return recs
 
 
@@ -69,22 +83,38 @@ def make_randomness(tasks=TASKS):
     return out
 
 
-def test_summary_metrics_match_hand_values():
+def _pooled(task, noise, level, adv, model, gan_gain=0.0):
+    """The pooled accuracy a cell's outcomes give (each fold's u < p over its examples)."""
+    rows = np.arange(FOLDS * N_PER_FOLD)
+    u = np.random.default_rng([len(task), 7]).uniform(size=FOLDS * N_PER_FOLD)
+    p = np.repeat([_acc(task, noise, level, adv, f, gan_gain, model) for f in range(FOLDS)], N_PER_FOLD)
+    return float(np.mean(u[rows] < p))
+
+
+def test_summary_worst_case_and_per_adversary_spf_match_hand_values():
     s = report_summary.summarize(make_records(), make_randomness())
     assert s["ref_level"] == 45.0
-    bia = s["tasks"]["mgi"]["bia"]
-    assert bia.value == pytest.approx(0.81)             # 0.80, 0.81, 0.82 for both models
-    row = s["tasks"]["mgi"]["rows"][("white", 45.0, "static")]
-    clean = [0.8 + 0.01 * f for f in range(FOLDS)] * 2
-    masked = [_acc("mgi", "white", 45.0, "static", f) for f in range(FOLDS)] * 2
-    assert row["mia"].value == pytest.approx(np.mean(masked))
-    assert row["reduction"].value == pytest.approx(1 - np.mean(masked) / np.mean(clean))
-    spf = s["spf"][("white", 45.0, "static")]
-    cm = [_acc("commands", "white", 45.0, "static", f) for f in range(FOLDS)]
-    cc = [0.9 + 0.01 * f for f in range(FOLDS)]
-    assert spf.value == pytest.approx(np.mean(cm) / np.mean(cc))
-    fr = s["frontier"][RowKey("white", 50.0, "static")]
-    assert fr["above_comfort"] and not s["frontier"][RowKey("white", 45.0, "static")]["above_comfort"]
+    t = s["tasks"]["mgi"]
+    assert t["bia"][("cnn", 0, "digital")].value == pytest.approx(_pooled("mgi", "none", None, "", "cnn"))
+    assert t["best_clean"]["digital"] == ("cnn", 0, "digital")          # rnn is the weaker family here
+    w = t["worst"][("white", 45.0, "digital")]
+    # The adaptive adversary recovers half the drop, and cnn is stronger: the worst case.
+    assert (w["key"].adversary, w["key"].model) == ("adaptive", "cnn")
+    mia = _pooled("mgi", "white", 45.0, "adaptive", "cnn")
+    assert w["mia"].value == pytest.approx(mia)
+    assert w["reduction"].value == pytest.approx(1 - mia / _pooled("mgi", "none", None, "", "cnn"))
+    lo, hi = w["mia"].ci95
+    assert 0.0 <= lo <= w["mia"].value <= hi <= 1.0
+    # Each adversary's SPF uses its own recogniser: static and adaptive differ.
+    spf_static = s["spf"][RowKey("white", 45.0, "static")]["spf"].value
+    spf_adaptive = s["spf"][RowKey("white", 45.0, "adaptive")]["spf"].value
+    clean = _pooled("commands", "none", None, "", "cnn")
+    assert spf_static == pytest.approx(_pooled("commands", "white", 45.0, "static", "cnn") / clean)
+    assert spf_adaptive == pytest.approx(_pooled("commands", "white", 45.0, "adaptive", "cnn") / clean)
+    assert spf_adaptive > spf_static
+    fr = s["frontier"][RowKey("white", 45.0, "adaptive")]
+    assert fr["spf"] == pytest.approx(spf_adaptive)
+    assert s["frontier"][RowKey("white", 50.0, "static")]["above_comfort"]
 
 
 def test_statements_say_gan_no_better_when_equal():
@@ -92,24 +122,47 @@ def test_statements_say_gan_no_better_when_equal():
     st = report.statements(s)
     rq1 = "\n".join(st["RQ1"])
     assert "GAN noise is no better than white noise" in rq1
-    assert "GAN noise masks better" not in rq1
-    # The adaptive adversary recovers half of the drop: the static/adaptive gap is reported.
-    assert "retrains on masked audio" in rq1
+    assert "worst case: adaptive CNN" in rq1
     rq3 = "\n".join(st["RQ3"])
-    assert "GAN-masked audio is no more random than white-masked audio" in rq3
-    # Randomness and reduction both grow with level here: a clear positive relation, by
-    # the p-values and by the runs test's |z|; the constant Cox–Stuart score has none.
     assert "RTMR, static adversary, WW mean p: Pearson r" in rq3
-    assert "RTMR, static adversary, −WW mean |z|: Pearson r" in rq3
     assert "more randomness goes with more mitigation" in rq3
     assert "RTMR, static adversary, CS mean p: undefined" in rq3
-    assert "The GAN noise itself is as random as white noise" in rq3
 
 
-def test_statements_say_gan_better_when_it_is():
-    s = report_summary.summarize(make_records(gan_gain=0.2), make_randomness())
+def test_statements_say_gan_better_when_it_is_and_nothing_when_the_gan_failed_its_gate():
+    s = report_summary.summarize(make_records(gan_gain=0.25), make_randomness())
     rq1 = "\n".join(report.statements(s)["RQ1"])
     assert "GAN noise masks better than white noise" in rq1
+    failed = {"gan": {"quality": {"passed": False}}}
+    rq1 = "\n".join(report.statements(s, failed)["RQ1"])
+    assert "no conclusion about GAN noise" in rq1 and "masks better" not in rq1
+
+
+def test_zero_runs_p_values_are_explained_not_compared():
+    rand = make_randomness()
+    for r in rand:
+        r["ww_mean_p"] = 0.0
+    s = report_summary.summarize(make_records(), rand)
+    rq3 = "\n".join(report.statements(s)["RQ3"])
+    assert "far from a sequence of independent samples" in rq3
+    assert "RTMR, static adversary, WW mean p: undefined, because every point has the same score" in rq3
+
+
+def test_provenance_header_names_the_data_and_scopes_the_statements(tmp_path):
+    prov = {"synthetic": True, "families": ["cnn", "rnn"], "attack_config": "default", "folds": 3,
+            "seeds": [0], "levels": [35.0, 45.0], "speech_spl": 60.0, "adversaries": ["static"],
+            "corpora": [{"task": "sei", "items": 384, "broken": 0, "synthetic": True,
+                         "generator": "maskgan_jax.data.synthetic", "seed": 0, "size": "default"}],
+            "attackers": ["cnn: conv channels 8,16"],
+            "gan": {"summary": "WaveGAN d=8", "quality": {"passed": False, "line": "flatness 0.4"}}}
+    path = report.write_report(str(tmp_path), make_records(), make_randomness(), {"provenance": prov}, plots=False)
+    text = open(path).read()
+    assert text.index("## What was run") < text.index("## mgi:")
+    for part in ("**Synthetic data.**", "synthetic (maskgan_jax.data.synthetic, seed 0, size default)",
+                 "Noise-quality gate: **FAILED**", "### Glossary", "**BIA**", "**SPF**", "**RTMR**",
+                 "arXiv:2011.06725", "RAVDESS (Livingstone", "Speech Commands v0.02", "Scope: seeded synthetic",
+                 "3 folds × 1 seed(s)", "0 dBFS RMS = 90 dB SPL"):
+        assert part in text, part
 
 
 def test_write_report_tables_and_figures(tmp_path):
@@ -125,9 +178,9 @@ def test_write_report_tables_and_figures(tmp_path):
     text = open(path).read()
     for task in TASKS:
         assert f"## {task}:" in text
-    for header in ("MIA", "reduction (BIA−MIA)/BIA", "SPF", "WW mean p (masked)", "CS mean p (masked)",
-                   "Randomness-to-mitigation relation", "Privacy–utility–comfort frontier",
-                   "RQ1", "RQ2", "RQ3", "Wall time per stage", "(above comfort)", "2 cells not run"):
+    for header in ("MIA", "reduction vs strongest clean", "SPF", "WW mean |z|", "CS mean p (masked)",
+                   "Randomness-to-mitigation relation", "Privacy–utility–comfort frontier", "worst case",
+                   "RQ1", "RQ2", "RQ3", "Wall time of each stage", "(above comfort)", "2 cells not run"):
         assert header in text, header
     pngs = [f for f in os.listdir(tmp_path) if f.endswith(".png")]
     expected = {"fig03_mel_spectrograms.png", "fig13_spf.png", "fig14_rtmr.png",

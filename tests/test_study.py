@@ -20,8 +20,8 @@ def test_grid_counts_groups_and_comfort_marks():
     assert len({c.relpath for c in cells}) == len(cells)
     assert sum(c.above_comfort for c in cells) == 2 * 2 * 2 * 2 * 3
     groups = study_grid.group_cells(cells)
-    # One clean-trained group plus one adaptive group per noise and level.
-    assert len(groups) == 2 * 2 * 2 * (1 + 2 * 3)
+    # One clean-trained group plus one adaptive and one denoising group per noise and level.
+    assert len(groups) == 2 * 2 * 2 * (1 + 2 * 2 * 3)
     only45 = study_grid.enumerate_cells(**{**GRID, "adaptive_levels": (45.0,)})
     assert {c.level for c in only45 if c.adversary == "adaptive"} == {45.0}
     with pytest.raises(ValueError, match="noise"):
@@ -103,15 +103,16 @@ def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch
     assert len(partial) == 1
     assert {r["fold"] for r in results.read_jsonl(os.path.join(out, "partial", partial[0]))} == {0}
 
-    # Resume the subset: the interrupted group needs one more fold, the two adaptive groups two each.
+    # Resume the subset: the interrupted group needs one more fold; the adaptive and denoising
+    # groups (two noises each) two folds each.
     facts = study.run_study(cfg, out, cells="task=commands", log=quiet, make_report=False)
-    assert facts["counters"]["train_fold"] == 1 + 2 * 2
+    assert facts["counters"]["train_fold"] == 1 + 4 * 2
     assert facts["computed"] == 7
 
     # The whole study: only the sei cells are computed.
     facts = study.run_study(cfg, out, log=quiet, make_report=False)
     assert facts["done_before"] == 7 and facts["computed"] == 7
-    assert facts["counters"]["train_fold"] == 3 * 2
+    assert facts["counters"]["train_fold"] == 5 * 2
 
     # Same flags again: nothing is recomputed.
     facts = study.run_study(cfg, out, log=quiet)
@@ -126,7 +127,7 @@ def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch
             assert k in r, k
         assert 0.0 <= r["accuracy"] <= 1.0
     text = open(os.path.join(out, "report.md")).read()
-    for part in ("## sei:", "## commands:", "RQ1", "RQ2", "RQ3", "Wall time per stage", "maskgan",
+    for part in ("## sei:", "## commands:", "RQ1", "RQ2", "RQ3", "Wall time of each stage", "maskgan",
                  "fig03_mel_spectrograms.png", "frontier_privacy_utility_comfort.png", "fig13_spf.png"):
         assert part in text, part
     info = json.load(open(os.path.join(out, "run_info.json")))

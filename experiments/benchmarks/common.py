@@ -119,3 +119,31 @@ def record(suite: str, name: str, **fields) -> dict:
     rec = {"kind": "bench", "suite": suite, "name": name}
     rec.update(fields)
     return rec
+
+
+# What a record's summary row shows: the first of these fields that it has.
+_OURS = ("value", "step_s", "seconds", "median_s", "clips_per_s", "flops_per_s")
+_PEER = ("peer_value", "peer_step_s", "peer_seconds", "statsmodels_seconds", "numpy_sum_seconds")
+_RATIO = ("speedup_vs_peer", "ratio", "speedup", "ratio_to_numpy_sum", "fraction_of_matmul_peak")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, (int, float)):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def summary_table(records: list[dict]) -> str:
+    """A short text table of a run: figure, ours, peer (or reference), ratio and what the ratio is."""
+    rows = [("figure", "ours", "peer / reference", "ratio", "")]
+    for r in records:
+        ours = next(((k, r[k]) for k in _OURS if k in r), (None, None))
+        peer = next(((k, r[k]) for k in _PEER if k in r), (None, None))
+        ratio = next(((k, r[k]) for k in _RATIO if k in r), (None, None))
+        unit = r.get("unit") or (ours[0] or "")
+        rows.append((f"{r.get('suite', '?')}/{r.get('name', '?')}", f"{_fmt(ours[1])} {unit}".strip(),
+                     _fmt(peer[1]), _fmt(ratio[1]), ratio[0] or r.get("reason", "")))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)

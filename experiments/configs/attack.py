@@ -15,15 +15,19 @@ _CPU_MODELS = {
     "rnn": AttackerConfig(model="rnn", hidden=128, layers=2),
     "crnn": AttackerConfig(model="crnn", channels=(32, 64, 128), hidden=128, layers=1),
 }
+_PROBE = AttackerConfig(model="probe")
+_CPU_MODELS["probe"] = _PROBE
 _TINY_MODELS = {
     "cnn": AttackerConfig(model="cnn", channels=(8, 16, 16)),
     "rnn": AttackerConfig(model="rnn", hidden=32, layers=1),
     "crnn": AttackerConfig(model="crnn", channels=(8, 16), hidden=32, layers=1),
+    "probe": _PROBE,
 }
 _PAPER_MODELS = {
     "cnn": AttackerConfig(model="cnn", channels=(64, 128, 256, 256), norm="layer"),
     "rnn": AttackerConfig(model="rnn", hidden=256, layers=2),
     "crnn": AttackerConfig(model="crnn", channels=(64, 128, 256), hidden=256, layers=2),
+    "probe": _PROBE,
 }
 
 CONFIGS = {
@@ -43,8 +47,7 @@ def get(name: str, model: str = "cnn", **overrides) -> AttackConfig:
     c = CONFIGS[name]
     if model not in c["models"]:
         raise ValueError(f"--model={model!r}: expected one of {sorted(c['models'])}")
-    base = AttackConfig(model=c["models"][model], mel=c["mel"], folds=c["folds"], epochs=c["epochs"],
-                        patience=c["patience"], batch_size=c["batch_size"], learning_rate=c["learning_rate"])
+    base = AttackConfig(model=c["models"][model], **{k: v for k, v in c.items() if k != "models"})
     model_fields = {f.name for f in dataclasses.fields(AttackerConfig)} - {"model"}
     m_over = {k: overrides.pop(k) for k in list(overrides) if k in model_fields}
     if m_over:

@@ -10,19 +10,24 @@ import os
 from experiments.configs import attack as attack_configs
 from experiments.configs import maskgan as maskgan_configs
 from maskgan_jax.study_config import StudyConfig
+from maskgan_jax.vocab import MODEL_FAMILIES
 
 
-def _attack(name: str, models, **overrides) -> tuple:
-    return tuple((m, attack_configs.get(name, m, **overrides)) for m in models)
+def _attack(name: str, **overrides) -> tuple:
+    """An attack config for every family (so that --models can pick any of them)."""
+    return tuple((m, attack_configs.get(name, m, **overrides)) for m in MODEL_FAMILIES)
 
 
 def tiny() -> StudyConfig:
-    """Seconds: the tiny corpora, one small CNN, white and GAN noise at 45 dB, two folds."""
+    """Seconds: the tiny corpora, one small CNN, white and GAN noise at 45 dB, two folds, and one
+    room-channel cell (white noise, static adversary) with its reverberant clean baseline."""
     models = ("cnn",)
     return StudyConfig(
         name="tiny", tasks=("sei", "commands"), models=models, noises=("white", "gan"), levels=(45.0,),
         adversaries=("static", "adaptive", "denoise"), seeds=(0,), clip_samples=16384,
-        corpus_size="tiny", attack=_attack("tiny", models, epochs=2, patience=1, folds=2, batch_size=8),
+        channels=("digital", "room"), rooms=4,
+        exclude="channel=room,noise=gan;channel=room,adversary=adaptive|denoise",
+        corpus_size="tiny", attack=_attack("tiny", epochs=2, patience=1, folds=2, batch_size=8),
         # An untrained generator (steps 0): the tiny study tests the plumbing, not the GAN.
         gan=maskgan_configs.get_config("tiny", steps=0),
         randomness_clips=16, noise_clips=4)
@@ -32,7 +37,7 @@ def default() -> StudyConfig:
     """The main job: every task, the three attacker families (small), all noises at two levels."""
     models = ("cnn", "rnn", "crnn")
     # The attack's tiny attackers; they need about 20 epochs to learn the embedded corpora.
-    attack = _attack("tiny", models, epochs=20, patience=6, folds=3, batch_size=32)
+    attack = _attack("tiny", epochs=20, patience=6, folds=3, batch_size=32)
     return StudyConfig(
         name="default", tasks=("mgi", "udi", "sei", "commands"), models=models,
         noises=("white", "pink", "brown", "gan"), levels=(35.0, 45.0),
@@ -57,7 +62,7 @@ def paper(data_root: str = PAPER_DATA_ROOT) -> StudyConfig:
         noises=("white", "pink", "brown", "gan"), levels=(30.0, 35.0, 40.0, 45.0),
         adversaries=("static", "adaptive", "denoise"), seeds=(0, 1, 2), clip_samples=32768,
         data_dirs=tuple((t, os.path.join(data_root, f)) for t, f in PAPER_FOLDERS.items()),
-        attack=_attack("paper", models), gan=maskgan_configs.get_config("paper"),
+        attack=_attack("paper"), gan=maskgan_configs.get_config("paper"),
         randomness_clips=2000, noise_clips=200)
 
 

@@ -19,9 +19,10 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from maskgan_jax.vocab import MODEL_FAMILIES
+from maskgan_jax import features
+from maskgan_jax.vocab import MODEL_FAMILIES, NEURAL_FAMILIES
 
-MODELS = MODEL_FAMILIES
+MODELS = NEURAL_FAMILIES
 CELLS = ("gru", "lstm")
 NORMS = ("none", "layer")
 POOLS = ("mean", "last")
@@ -31,7 +32,7 @@ CNN_HEADS = ("freq", "global")
 @dataclasses.dataclass(frozen=True)
 class AttackerConfig:
     """Architecture and sizes of an attacker (the heads come from the task)."""
-    model: str = "cnn"                       # cnn | rnn | crnn
+    model: str = "cnn"                       # cnn | rnn | crnn | probe (no neural layers)
     channels: tuple[int, ...] = (32, 64, 128, 128)   # conv blocks (cnn, crnn)
     hidden: int = 128                        # recurrent width (rnn, crnn)
     layers: int = 2                          # recurrent layers (rnn, crnn)
@@ -39,10 +40,12 @@ class AttackerConfig:
     norm: str = "none"                       # none | layer (after each conv)
     pool: str = "mean"                       # recurrent readout over time: mean | last
     cnn_head: str = "freq"                   # cnn readout: mean over time (freq) or time and freq (global)
+    input_stats: bool = False                # readout also sees the input's per-band statistics
+    dropout: float = 0.0                     # on the readout features, in training
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ValueError(f"model={self.model!r}: expected one of {MODELS}")
+        if self.model not in MODEL_FAMILIES:
+            raise ValueError(f"model={self.model!r}: expected one of {MODEL_FAMILIES}")
         if self.cell not in CELLS:
             raise ValueError(f"cell={self.cell!r}: expected one of {CELLS}")
         if self.norm not in NORMS:
@@ -55,10 +58,15 @@ class AttackerConfig:
             raise ValueError(f"model={self.model} needs at least one conv channel count")
         if self.model in ("rnn", "crnn") and (self.hidden < 1 or self.layers < 1):
             raise ValueError("hidden and layers must be positive for recurrent models")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
 
 
 # Dynamic range kept by `standardize` (librosa's power_to_db default).
 TOP_DB = 80.0
+# The readout's input statistics are log-mel dB values divided by this (order 1 inputs).
+STATS_SCALE = 20.0
+ABSENT_CLASS_LOGIT = -20.0
 
 
 def standardize(mel_BxMxF: jax.Array, top_db: float | None = TOP_DB) -> jax.Array:
@@ -69,8 +77,7 @@ def standardize(mel_BxMxF: jax.Array, top_db: float | None = TOP_DB) -> jax.Arra
     short clips reach the -100 dB floor of `features.log_mel_spectrogram`) dominates the
     mean and variance, and clean padded clips look nothing like the same clips with noise.
     """
-    if top_db is not None:
-        mel_BxMxF = jnp.maximum(mel_BxMxF, jnp.max(mel_BxMxF, axis=(1, 2), keepdims=True) - top_db)
+    mel_BxMxF = features.floor_db(mel_BxMxF, top_db)
     mu = jnp.mean(mel_BxMxF, axis=(1, 2), keepdims=True)
     sd = jnp.std(mel_BxMxF, axis=(1, 2), keepdims=True)
     return (mel_BxMxF - mu) / (sd + 1e-5)
@@ -139,14 +146,22 @@ class Recurrent(nn.Module):
 
 
 class Attacker(nn.Module):
-    """CNN / RNN / CRNN on a log-mel batch [B, mels, frames] -> {attribute: logits [B, C]}."""
+    """CNN / RNN / CRNN on a log-mel batch [B, mels, frames] -> {attribute: logits [B, C]}.
+
+    With ``input_stats`` the readout also sees the probe's log-mel statistics
+    (`features.log_mel_statistics`): its linear part can do what the probe does (and can start
+    from the probe's fitted solution, `warm_start_readout`), the learnt features add to it.
+    """
     config: AttackerConfig
     heads: tuple[tuple[str, int], ...]       # (attribute, number of classes) per head
 
     @nn.compact
-    def __call__(self, mel_BxMxF):
+    def __call__(self, mel_BxMxF, train: bool = False, dropout_key=None):
         cfg = self.config
-        x = standardize(mel_BxMxF.astype(jnp.float32))
+        mel = mel_BxMxF.astype(jnp.float32)
+        x = standardize(mel)
+        # The probe's statistics (dB / STATS_SCALE), read by the last rows of each head's kernel.
+        stats = features.log_mel_statistics(mel, TOP_DB) / STATS_SCALE if cfg.input_stats else None
         if cfg.model in ("cnn", "crnn"):
             x = x[..., None]                                      # [B, M, F, 1] NHWC
             for c in cfg.channels:
@@ -165,12 +180,19 @@ class Attacker(nn.Module):
             for _ in range(cfg.layers):
                 x = Recurrent(cfg.hidden, cfg.cell)(x)
             feat = x[:, -1] if cfg.pool == "last" else jnp.mean(x, axis=1)
+        if stats is not None:
+            feat = jnp.concatenate([feat, stats], axis=1)
+        if cfg.dropout > 0 and train:
+            keep = jax.random.bernoulli(dropout_key, 1.0 - cfg.dropout, feat.shape)
+            feat = jnp.where(keep, feat / (1.0 - cfg.dropout), 0.0)
         return {name: nn.Dense(n, name=f"head_{name}")(feat) for name, n in self.heads}
 
 
 def build(config: AttackerConfig, heads: Sequence[tuple[str, int]]) -> Attacker:
     """The attacker module for ``config`` with one softmax head per (attribute, classes)."""
     heads = tuple((str(a), int(n)) for a, n in heads)
+    if config.model not in NEURAL_FAMILIES:
+        raise ValueError(f"model={config.model!r} is not a neural attacker (the probe is maskgan_jax.probe)")
     if not heads or any(n < 2 for _, n in heads):
         raise ValueError(f"heads={heads}: every head needs at least 2 classes")
     return Attacker(config, heads)
@@ -199,5 +221,34 @@ def forward_flops(config: AttackerConfig, heads: Sequence[tuple[str, int]], n_me
             fl += 2.0 * t * (d * g * config.hidden + config.hidden * g * config.hidden)
             d = config.hidden
         feat = config.hidden
+    if config.input_stats:
+        feat += 4 * n_mels + 1
     fl += sum(2.0 * feat * n for _, n in heads)
     return fl
+
+
+def warm_start_readout(params: dict, probe_params: dict, n_stats: int) -> dict:
+    """``params`` with each head's statistics rows and bias set to a fitted probe's solution.
+
+    The probe computes logits ((x - mean) / scale) @ W + b on the raw statistics x; the model
+    reads x / STATS_SCALE in the last ``n_stats`` rows of its head kernel, so those rows become
+    W * STATS_SCALE / scale and the bias b - (mean / scale) @ W. The learnt features' rows are
+    zeroed: training starts exactly where the probe ended and adds to it.
+    """
+    mean = jnp.asarray(probe_params["mean"], jnp.float32)
+    scale = jnp.asarray(probe_params["scale"], jnp.float32)
+    inner = dict(params["params"])
+    for name, head in probe_params["heads"].items():
+        w = jnp.asarray(head["w"], jnp.float32)
+        b = jnp.asarray(head["b"], jnp.float32)
+        present = jnp.asarray(head["present"], bool)
+        layer = dict(inner[f"head_{name}"])
+        kernel = layer["kernel"]
+        if kernel.shape[1] != w.shape[1] or kernel.shape[0] < n_stats or w.shape[0] != n_stats:
+            raise ValueError(f"head {name}: kernel {kernel.shape} does not fit the probe's W {w.shape}")
+        rows = w * (STATS_SCALE / scale)[:, None]
+        layer["kernel"] = jnp.concatenate([jnp.zeros_like(kernel[:-n_stats]), rows], axis=0)
+        # A class the training split lacks starts far below the others (the probe gives it none).
+        layer["bias"] = jnp.where(present, b - (mean / scale) @ w, ABSENT_CLASS_LOGIT)
+        inner[f"head_{name}"] = layer
+    return {**params, "params": inner}
