@@ -63,6 +63,7 @@ class AttackConfig:
     min_steps: int = 0                   # ... but at least this many optimiser steps, whatever its size
     eval_every: int = 0                  # optimiser steps between validations (0: about 40 per run)
     patience: int = 5                    # validations without improvement before stopping (after min_steps)
+    select_on: str = "accuracy"          # accuracy | loss: the validation figure that picks the kept parameters
     batch_size: int = 64
     learning_rate: float = 1e-3          # peak learning rate
     schedule: str = "constant"           # constant | cosine (linear warmup, cosine decay over the run)
@@ -107,6 +108,8 @@ class AttackConfig:
                 and self.time_masks >= 0 and self.freq_masks >= 0 and 0.0 < self.mask_width < 1.0):
             raise ValueError("warmup_fraction in [0, 1), weight_decay >= 0, time_shift in [0, 0.5), "
                              "masks >= 0 and mask_width in (0, 1) are required")
+        if self.select_on not in ("accuracy", "loss"):
+            raise ValueError(f"select_on={self.select_on!r}: expected accuracy or loss")
         if self.readout_init not in READOUT_INITS:
             raise ValueError(f"readout_init={self.readout_init!r}: expected one of {READOUT_INITS}")
         if self.readout_init == "probe" and self.model.model != "probe" and not self.model.input_stats:

@@ -196,12 +196,19 @@ def learning_rate(cfg, total: int):
     return lambda step: float(sched(step))
 
 
+def _score(cfg, val: dict) -> tuple:
+    """How a validation result ranks (higher is better): by accuracy then loss, or by loss then accuracy."""
+    acc = val["accuracy"] if val["accuracy"] is not None else 0.0
+    return (-val["loss"], acc) if cfg.select_on == "loss" else (acc, -val["loss"])
+
+
 def train_fold(steps: Steps, data: ArrayData, split: dict, seed: int, fold: int,
                hearing: Hearing = CLEAN, log: Callable[[str], None] = print) -> tuple[Any, dict]:
     """Trains for the planned optimiser steps, validating every few steps; returns (best params, info).
 
     The kept parameters are those with the best validation accuracy (ties: lower validation
-    loss). After ``min_steps``, ``patience`` validations without improvement end the fold.
+    loss), or the lowest validation loss with ``select_on="loss"``. After ``min_steps``,
+    ``patience`` validations without improvement end the fold.
     Validation hears what training hears (``hearing``).
     """
     cfg = steps.cfg
@@ -224,8 +231,7 @@ def train_fold(steps: Steps, data: ArrayData, split: dict, seed: int, fold: int,
         state = {**state, "params": parallel.replicate(
             attackers.warm_start_readout(jax.device_get(state["params"]), probe_params, n_stats), steps.mesh)}
         val = evaluate(steps, state["params"], data, split["valid"], val_key, hearing)
-        best, best_score, best_step, best_epoch = (jax.device_get(state["params"]),
-                                                   (val["accuracy"] or 0.0, -val["loss"]), 0, 0)
+        best, best_score, best_step, best_epoch = jax.device_get(state["params"]), _score(cfg, val), 0, 0
         history.append({"step": 0, "epoch": 0, "loss": None, "val_accuracy": val["accuracy"],
                         "val_loss": val["loss"], "seconds": time.perf_counter() - t0})
     while done < total and not stop:
@@ -245,7 +251,7 @@ def train_fold(steps: Steps, data: ArrayData, split: dict, seed: int, fold: int,
             history.append({"step": done, "epoch": epoch, "loss": loss, "val_accuracy": val["accuracy"],
                             "val_loss": val["loss"], "seconds": time.perf_counter() - t0})
             log(f"[attack] step {done}/{total}: loss {loss:.4f} val acc {acc:.4f} val loss {val['loss']:.4f}")
-            score = (acc, -val["loss"])
+            score = _score(cfg, val)
             if best_score is None or score > best_score:
                 best, best_score, best_step, best_epoch, since = jax.device_get(state["params"]), score, done, epoch, 0
             else:
@@ -257,7 +263,8 @@ def train_fold(steps: Steps, data: ArrayData, split: dict, seed: int, fold: int,
         epoch += 1
     return parallel.replicate(best, steps.mesh), {
         "best_step": best_step, "best_epoch": best_epoch,
-        "val_accuracy": best_score[0] if best_score else None, "steps_trained": done,
+        "val_accuracy": next((h["val_accuracy"] for h in history if h["step"] == best_step), None),
+        "steps_trained": done,
         "steps_planned": total, "epochs_trained": epoch + (0 if stop or done >= total else 1),
         "history": history, "readout_init": warm["l2"] if warm else None}
 

@@ -431,3 +431,21 @@ def clustered_spf_ci(masked, clean, clusters, n_boot: int = 2000, seed: int = 0,
                      confidence: float = CONFIDENCE, method: str = "expanded") -> Estimate:
     """SPF = command accuracy masked / clean on paired outcomes, cluster-bootstrapped."""
     return clustered_bootstrap_ratio(masked, clean, clusters, n_boot, seed, confidence, method)
+
+
+def clustered_mean_ci(values, clusters, n_boot: int = 2000, seed: int = 0, confidence: float = CONFIDENCE,
+                      method: str = "expanded") -> Estimate:
+    """Mean of per-example scores (STOI, PESQ; NaN = not scored, left out) with a cluster-bootstrap interval."""
+    v = np.asarray(values, np.float64).reshape(-1)
+    ok = np.isfinite(v)
+    if not ok.any():
+        return Estimate(math.nan, math.nan, math.nan, 0, f"cluster-bootstrap-{method}")
+    codes, g = _clusters(np.asarray(clusters)[ok], int(ok.sum()), "clustered_mean_ci")
+    totals = _cluster_totals([v[ok][:, None], np.ones((int(ok.sum()), 1))], codes, g)
+
+    def stat(t):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return t[:, 0] / t[:, 1]
+
+    value, lo, hi, _ = _interval(stat, totals, n_boot, seed, confidence, method)
+    return Estimate(value, lo, hi, int(ok.sum()), f"cluster-bootstrap-{method}")

@@ -338,6 +338,19 @@ def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None,
                                                                            noise_rank(kv[0].noise), kv[0].level,
                                                                            adversary_rank(kv[0].adversary)))])
         L.append("")
+    if s["utility"]:
+        L += ["## Utility as heard: STOI and PESQ", "",
+              "Speech commands as a person beside the masker hears them (digital: the mix itself; room: the "
+              "listener's position, against the listener's reverberant clean speech). STOI and extended STOI "
+              "0–1 (1 = as intelligible as clean), wideband PESQ 1.0–4.64 (4.64 = no degradation); 95 % "
+              "intervals resample speakers.", ""]
+        L += _table(["channel", "noise", "level (dB SPL)", "STOI", "extended STOI", "PESQ (wideband)", "clips"],
+                    [[ch, n, f"{lv:g}", _est_fmt(r["stoi"]), _est_fmt(r["estoi"]), _est_fmt(r["pesq_wb"], 2),
+                      f"{r['n']}" + (f" ({r['failures']} not scored)" if r.get("failures") else "")]
+                     for (ch, n, lv), r in sorted(s["utility"].items(),
+                                                  key=lambda kv: (kv[0][0] != "digital", noise_rank(kv[0][1]),
+                                                                  kv[0][2]))])
+        L.append("")
     if s["randomness"] or s["noise_randomness"]:
         L += ["## Randomness", ""]
         rows = []
@@ -364,8 +377,9 @@ def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None,
         L += ["## Privacy–utility–comfort frontier", "",
               "Mean worst-family reduction over the privacy tasks against the same adversary's SPF, per noise "
               f"and level (comfort limit {COMFORT_LIMIT_SPL:g} dB SPL).", ""]
-        L += _table(["adversary", "channel", "noise", "level (dB SPL)", "mitigation", "SPF", "comfort"],
+        L += _table(["adversary", "channel", "noise", "level (dB SPL)", "mitigation", "SPF", "STOI", "comfort"],
                     [[k.adversary, k.channel, k.noise, f"{k.level:g}", f"{p['mitigation']:.3f}", f"{p['spf']:.3f}",
+                      "—" if p.get("stoi") is None else f"{p['stoi']:.3f}",
                       "above limit" if p["above_comfort"] else "ok"]
                      for k, p in sorted(s["frontier"].items(), key=lambda kv: (adversary_rank(kv[0].adversary),
                                                                                 kv[0].channel != "digital",
@@ -402,6 +416,13 @@ def _run_lines(run_info: dict) -> list[str]:
         L += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in run_info["versions"].items())]
     L.append("")
     return L
+
+
+def _est_fmt(d: dict | None, digits: int = 3) -> str:
+    if not d or d.get("value") is None:
+        return "—"
+    lo, hi = d["ci95"]
+    return f"{d['value']:.{digits}f}" + ("" if lo is None else f" [{lo:.{digits}f}, {hi:.{digits}f}]")
 
 
 def _corr(v, ci):

@@ -243,6 +243,35 @@ def fig_frontier(s: dict, out_dir: str):
     return _save(fig, out_dir, "frontier_privacy_utility_comfort.png")
 
 
+def fig_frontier_stoi(s: dict, out_dir: str):
+    """Privacy against intelligibility as heard: mitigation against STOI, per adversary, both channels."""
+    pts = {k: p for k, p in s["frontier"].items() if p.get("stoi") is not None}
+    if not pts:
+        return None
+    advs = [a for a in s["cells"].adversaries if any(k.adversary == a for k in pts)]
+    fig, axes = plt.subplots(1, len(advs), figsize=(4.8 * len(advs), 4.0), squeeze=False)
+    markers = {"digital": "o", "room": "s"}
+    for ax, adv in zip(axes[0], advs):
+        for k, p in pts.items():
+            if k.adversary != adv:
+                continue
+            ax.scatter(p["stoi"], p["mitigation"], marker=markers.get(k.channel, "x"), s=40,
+                       color=COLORS.get(k.noise, "gray"))
+            ax.annotate(f"{k.level:g}", (p["stoi"], p["mitigation"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
+        for n in s["cells"].noises:
+            ax.scatter([], [], color=COLORS.get(n, "gray"), label=n)
+        for ch, mk in markers.items():
+            if any(k.channel == ch for k in pts):
+                ax.scatter([], [], marker=mk, color="k", label=f"{ch} channel")
+        ax.set_xlabel("STOI of the masked commands at the listener (0–1)")
+        ax.set_ylabel("mitigation: mean worst-family (BIA−MIA)/BIA")
+        ax.set_title(f"{adv} adversary (labels: dB SPL)", fontsize=9)
+        ax.legend(fontsize=6)
+    fig.suptitle("Privacy against intelligibility as heard (up and right is better)")
+    return _save(fig, out_dir, "frontier_privacy_stoi.png")
+
+
 def make_figures(s: dict, out_dir: str, examples: dict) -> dict:
     """All figures that the available numbers allow -> {title: file name}."""
     figs = {}
@@ -258,7 +287,8 @@ def make_figures(s: dict, out_dir: str, examples: dict) -> dict:
         if name:
             figs[f"Figs. 9–11 — BIA and MIA per model, {task}"] = name
     for title, fn in (("Fig. 13 — SPF", fig_spf), ("Fig. 14 — randomness vs mitigation", fig_rtmr),
-                      ("Privacy–utility–comfort frontier", fig_frontier)):
+                      ("Privacy–utility–comfort frontier", fig_frontier),
+                      ("Privacy against intelligibility (STOI)", fig_frontier_stoi)):
         name = fn(s, out_dir)
         if name:
             figs[title] = name

@@ -169,12 +169,14 @@ def summarize(records: Iterable[dict], randomness: Iterable[dict] = (), seed: in
     cells = Cells(records)
     ref = ref_level(cells.levels, reference_level)
     out = {"cells": cells, "ref_level": ref, "tasks": {}, "spf": {}, "randomness": {}, "rtmr": {},
-           "frontier": {}, "noise_randomness": {}, "comparisons": {}}
+           "frontier": {}, "noise_randomness": {}, "comparisons": {}, "utility": {}}
     for task in cells.tasks:
         out["tasks"][task] = _task_summary(cells, task, seed)
     if UTILITY_TASK in out["tasks"]:
         out["spf"] = _spf(cells, out["tasks"][UTILITY_TASK], seed)
     for r in randomness:
+        if r.get("kind") == "utility":
+            out["utility"][(r.get("channel", "digital"), r["noise"], float(r["noise_spl"]))] = r
         if r.get("kind") != "randomness":
             continue
         key = RandomnessKey(r["task"], r["source"], r.get("noise", "none"),
@@ -311,8 +313,10 @@ def _frontier(s: dict, cells: Cells) -> dict:
                     spf = s["spf"].get(RowKey(noise, level, adv, ch))
                     if not reds or spf is None:
                         continue
+                    u = s["utility"].get((ch, noise, level))
                     out[RowKey(noise, level, adv, ch)] = {
                         "mitigation": float(np.mean([r.value for r in reds])), "spf": spf["spf"].value,
+                        "stoi": None if u is None else u["stoi"]["value"],
                         "above_comfort": level > COMFORT_LIMIT_SPL, "n_tasks": len(reds)}
     return out
 

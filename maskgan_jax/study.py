@@ -2,8 +2,9 @@
 
 corpora (embedded, or the real datasets' folders; `study_data`) -> array stores
 (`study_data`) -> MaskGAN training, resumable (`study_gan`) -> example noises
-(`study_noises`) -> randomness of clean and masked audio (`study_randomness`) -> attack
-cells (`study_cells`) -> report (`study_report`). Each stage is cached in the output folder
+(`study_noises`) -> randomness of clean and masked audio (`study_randomness`) -> speech
+utility as heard, STOI and PESQ (`study_utility`) -> attack cells (`study_cells`) -> report
+(`study_report`). Each stage is cached in the output folder
 and skipped when its result is already there. Cells are independent, so
 ``worker``/``num_workers`` split them across processes or machines sharing one output
 folder; the shared stages are built once under a file lock, and the report merges
@@ -31,6 +32,7 @@ from maskgan_jax.study_gan import stage_gan
 from maskgan_jax.study_noises import stage_noises
 from maskgan_jax.study_randomness import stage_randomness
 from maskgan_jax.study_report import write_study_report
+from maskgan_jax.study_utility import stage_utility
 
 __all__ = ["StudyConfig", "Run", "run_study", "run_info_name"]
 
@@ -142,6 +144,8 @@ def run_study(config: StudyConfig, out_dir: str, cells: str = "", worker: int = 
         with _locked(out_dir, "randomness"), run.stage("randomness") as st:
             st["computed"] = stage_randomness(cfg, out_dir, stores, gan_info["fingerprint"] if gan_info else None,
                                               say)
+        with _locked(out_dir, "utility"), run.stage("utility") as st:
+            st["computed"] = stage_utility(cfg, out_dir, stores, gan_info["fingerprint"] if gan_info else None, say)
         with run.stage("cells") as st:
             facts = stage_cells(cfg, cell_env(cfg, out_dir, stores, gan_info, say), cells, worker, num_workers)
             st.update(facts, computed=facts["computed"] > 0)

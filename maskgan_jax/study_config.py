@@ -38,6 +38,8 @@ class StudyConfig:
     gan: Any = None                             # gan.GanConfig (None when no GAN noise is swept)
     gan_workdir: str = ""                       # '' = OUT/maskgan, trained by the study
     randomness_clips: int = 128
+    utility_clips: int = 32                     # command clips scored for STOI / PESQ per condition
+    utility_levels: tuple = (45.0,)
     noise_clips: int = 16
     reference_level: float = COMFORT_LIMIT_SPL
     report_seed: int = 0

@@ -1,6 +1,7 @@
 """The study's data stages: the corpora (embedded or real folders) and their array stores."""
 from __future__ import annotations
 
+import json
 import os
 
 from maskgan_jax.data import layouts, store, store_build, synthetic
@@ -41,7 +42,10 @@ def stage_stores(cfg: StudyConfig, out_dir: str, roots: dict, log) -> tuple[dict
 
 
 def _built(store_dir: str):
+    """When and from what the store was built (None: no store)."""
     try:
-        return os.stat(os.path.join(store_dir, store.INDEX)).st_mtime_ns
-    except OSError:
+        with open(os.path.join(store_dir, store.INDEX), encoding="utf-8") as f:
+            index = json.load(f)
+    except (OSError, ValueError):
         return None
+    return index.get("built_utc"), index.get("fingerprint")

@@ -11,8 +11,8 @@ from maskgan_jax.study_config import StudyConfig
 from maskgan_jax.study_gan import latest_step, gan_workdir
 
 
-def _randomness_records(out_dir: str) -> list[dict]:
-    folder = os.path.join(out_dir, "randomness")
+def _records(out_dir: str, stage: str) -> list[dict]:
+    folder = os.path.join(out_dir, stage)
     out = []
     if os.path.isdir(folder):
         for f in sorted(os.listdir(folder)):
@@ -108,5 +108,6 @@ def write_study_report(cfg: StudyConfig, out_dir: str, run_info: dict | None = N
                            + "; ".join(c.id for c in missing[:3]) + ")")
     info["config"] = "`study_config.json`"
     info["provenance"] = provenance(cfg, out_dir)
-    return report.write_report(out_dir, records, _randomness_records(out_dir), info, _examples(out_dir),
+    return report.write_report(out_dir, records, _records(out_dir, "randomness") + _records(out_dir, "utility"),
+                               info, _examples(out_dir),
                                seed=cfg.report_seed, reference_level=cfg.reference_level)

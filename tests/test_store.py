@@ -81,7 +81,9 @@ def test_build_decodes_every_good_file_through_the_pool(built):
         path = it.path if os.path.isabs(it.path) else os.path.join(corpus.root, it.path)
         want, _ = audio.float_to_int16(audio.load_audio(path, RATE, LENGTH))
         np.testing.assert_array_equal(s.audio[row], want, err_msg=it.path)
-        assert s.paths[row] == it.path and s.groups[row] == it.group and s.splits[row] == it.split
+        # Paths are kept relative to the corpus root (a moved corpus keeps its store).
+        assert s.paths[row] == os.path.relpath(path, corpus.root)
+        assert s.groups[row] == it.group and s.splits[row] == it.split
         for attr in ("emotion", "age"):
             assert s.labels[attr][row] == it.labels.get(attr, -1)
         assert s.audio[row].any()
@@ -171,15 +173,44 @@ def test_open_or_build_reuses_and_rebuilds(tmp_path, capsys):
     built_at = os.stat(out / "index.json").st_mtime_ns
     b = store_build.open_or_build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
     assert os.stat(out / "index.json").st_mtime_ns == built_at and b.fingerprint == a.fingerprint
-    # a changed source file invalidates the store
+    # a touched source file with the same bytes keeps the store (its contents are checked)
     st = os.stat(tmp_path / "c" / "a.wav")
     os.utime(tmp_path / "c" / "a.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     c = store_build.open_or_build_store(corpus, out, RATE, LENGTH, workers=1, progress=False)
-    assert c.fingerprint != a.fingerprint
+    assert c.fingerprint == a.fingerprint and os.stat(out / "audio.int16").st_mtime_ns <= built_at + 10**9
     # so do other parameters
     d = store_build.open_or_build_store(corpus, out, RATE, LENGTH // 2, workers=1, progress=False)
     assert d.length == LENGTH // 2 and d.audio.shape == (6, LENGTH // 2)
     assert store.open_store(out).length == LENGTH // 2
+
+
+def test_a_copied_corpus_and_store_are_reused_and_a_changed_file_is_not(tmp_path, capsys):
+    import shutil
+    corpus = _corpus(tmp_path / "c")
+    first = store_build.open_or_build_store(corpus, tmp_path / "s", RATE, LENGTH, workers=1, progress=False)
+    # Copy corpus and store elsewhere with fresh file times (as `cp -r` does) and load them there.
+    shutil.copytree(tmp_path / "c", tmp_path / "moved" / "c", copy_function=shutil.copy)
+    shutil.copytree(tmp_path / "s", tmp_path / "moved" / "s", copy_function=shutil.copy)
+    shutil.copy(tmp_path / "outside.wav", tmp_path / "moved" / "outside.wav")
+    old_root, new_root = str(tmp_path), str(tmp_path / "moved")
+    moved = Corpus(name=corpus.name, task=corpus.task, root=corpus.root.replace(old_root, new_root),
+                   classes=corpus.classes, broken=corpus.broken,
+                   items=[Item(it.path.replace(old_root, new_root), it.labels, it.group, it.split)
+                          for it in corpus.items])
+    built = os.stat(tmp_path / "moved" / "s" / "audio.int16").st_mtime_ns
+    again = store_build.open_or_build_store(moved, tmp_path / "moved" / "s", RATE, LENGTH, workers=1,
+                                            progress=True)
+    assert "store: building" not in capsys.readouterr().err
+    assert again.fingerprint == first.fingerprint
+    assert os.stat(tmp_path / "moved" / "s" / "audio.int16").st_mtime_ns == built
+    np.testing.assert_array_equal(np.asarray(again.audio), np.asarray(first.audio))
+    # Same size, other bytes: rebuilt.
+    wav = tmp_path / "moved" / "c" / "a.wav"
+    data = bytearray(wav.read_bytes())
+    data[-200:] = bytes(200)
+    wav.write_bytes(bytes(data))
+    store_build.open_or_build_store(moved, tmp_path / "moved" / "s", RATE, LENGTH, workers=1, progress=True)
+    assert "a corpus file changed" in capsys.readouterr().err
 
 
 def test_interrupted_build_leaves_no_store(tmp_path, monkeypatch):

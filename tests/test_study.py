@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import shutil
 
 import pytest
 
@@ -104,23 +105,37 @@ def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch
     assert {r["fold"] for r in results.read_jsonl(os.path.join(out, "partial", partial[0]))} == {0}
 
     # Resume the subset: the interrupted group needs one more fold; the adaptive and denoising
-    # groups (two noises each) two folds each.
+    # groups (two noises each) and the room channel's clean group two folds each.
     facts = study.run_study(cfg, out, cells="task=commands", log=quiet, make_report=False)
-    assert facts["counters"]["train_fold"] == 1 + 4 * 2
-    assert facts["computed"] == 7
+    assert facts["counters"]["train_fold"] == 1 + 4 * 2 + 2
+    assert facts["computed"] == 9
 
     # The whole study: only the sei cells are computed.
     facts = study.run_study(cfg, out, log=quiet, make_report=False)
-    assert facts["done_before"] == 7 and facts["computed"] == 7
-    assert facts["counters"]["train_fold"] == 5 * 2
+    assert facts["done_before"] == 9 and facts["computed"] == 9
+    assert facts["counters"]["train_fold"] == 6 * 2
 
-    # Same flags again: nothing is recomputed.
+    # Same flags again: nothing is recomputed, and the stage times stay those of the run that
+    # computed each stage.
     facts = study.run_study(cfg, out, log=quiet)
     assert facts["counters"] == {"train_fold": 0, "evaluate": 0}
     assert facts["computed"] == 0
+    stages = json.load(open(os.path.join(out, "run_info.json")))["stages"]
+    for k in ("stores", "cells"):
+        assert stages[k]["wall_s"] > 0 and stages[k]["run_started"] != stages[k]["reused_by_run_started"], k
+
+    # A copied output folder (fresh file times) is reused as it is: nothing is rebuilt or recomputed.
+    copy = str(tmp_path / "copied")
+    shutil.copytree(out, copy, copy_function=shutil.copy)
+    facts = study.run_study(cfg, copy, log=quiet, make_report=False)
+    assert facts["counters"] == {"train_fold": 0, "evaluate": 0} and facts["computed"] == 0
+    stages = json.load(open(os.path.join(copy, "run_info.json")))["stages"]
+    for k in ("corpora", "stores", "maskgan", "noises", "randomness", "cells"):
+        assert "reused_by_run_started" in stages[k], (k, stages[k])
 
     recs = study_cells.read_all_cells(out)
-    assert len(recs) == len(cfg.cells()) == 14
+    assert len(recs) == len(cfg.cells()) == 18
+    assert {r["channel"] for r in recs} == {"digital", "room"}
     for r in recs:
         for k in ("kind", "task", "model", "noise", "noise_spl", "adversary", "seed", "accuracy", "ci95",
                   "config", "folds", "fingerprint", "versions"):
@@ -140,10 +155,12 @@ def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch
     # The study's cells are the attack library's numbers for the same cell.
     data = store.open_store(os.path.join(out, "stores", "sei"))
     env = study_cells.cell_env(cfg, out, {"sei": data}, None, quiet)
-    for cell_id in ("task=sei,model=cnn,noise=white,level=45,adversary=static,seed=0",
-                    "task=sei,model=cnn,noise=white,level=45,adversary=adaptive,seed=0",
-                    "task=sei,model=cnn,noise=white,level=45,adversary=denoise,seed=0"):
+    for cell_id in ("task=sei,model=cnn,noise=white,level=45,adversary=static,seed=0,channel=digital",
+                    "task=sei,model=cnn,noise=white,level=45,adversary=adaptive,seed=0,channel=digital",
+                    "task=sei,model=cnn,noise=white,level=45,adversary=denoise,seed=0,channel=digital",
+                    "task=sei,model=cnn,noise=white,level=45,adversary=static,seed=0,channel=room"):
         cell = next(c for c in cfg.cells() if c.id == cell_id)
-        ref = attack.run_attack(env.attack_config(cell), data, log=quiet)
+        ref = attack.run_attack(env.attack_config(cell), data, log=quiet, room_dir=os.path.join(out, "rooms"))
         mine = study_cells.read_cell(out, cell)
         assert [f["accuracy"] for f in mine["folds"]] == ref[-1]["fold_accuracies"], cell_id
+        assert mine["accuracy"] == pytest.approx(ref[-1]["accuracy"]) and mine["ci95"] == ref[-1]["ci95"]

@@ -30,7 +30,7 @@ def tiny() -> StudyConfig:
         corpus_size="tiny", attack=_attack("tiny", epochs=2, patience=1, folds=2, batch_size=8),
         # An untrained generator (steps 0): the tiny study tests the plumbing, not the GAN.
         gan=maskgan_configs.get_config("tiny", steps=0),
-        randomness_clips=16, noise_clips=4)
+        randomness_clips=16, noise_clips=4, utility_clips=4)
 
 
 def default() -> StudyConfig:

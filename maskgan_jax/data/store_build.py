@@ -47,30 +47,74 @@ def _item_path(root: str, path: str) -> str | None:
     return full if full != root and os.path.commonpath([root, full]) == root else None
 
 
+def _rel(root: str, path: str) -> str:
+    """A corpus path as it is kept in a store: relative to the corpus root (an absolute path that
+    leads out of the root too, as '../...'), so that nothing depends on where the corpus lies."""
+    if not path or not os.path.isabs(path):
+        return path
+    return os.path.relpath(os.path.normpath(path), os.path.abspath(root))
+
+
+def _files(corpus: Any) -> list[str | None]:
+    return [_item_path(corpus.root, it.path) for it in corpus.items]
+
+
 def fingerprint(corpus: Any, sample_rate: int = 16000, length: int = 32768) -> str:
-    """Hash of the items (paths, sizes, mtimes, labels, groups, splits) and the parameters."""
+    """Hash of what decides a store's contents: the items (paths relative to the corpus root, file
+    sizes, labels, groups, splits), the corpus's broken entries and the decoding parameters.
+
+    Where the corpus lies and the files' times do not enter it, so a copied or moved corpus (and
+    an output folder holding one) keeps its stores; `freshness` catches a file changed in place.
+    """
     h = hashlib.sha256()
     head = {"format": FORMAT, "sample_rate": int(sample_rate), "length": int(length),
             "crop": "center", "decoder": _DECODER, "name": corpus.name, "task": corpus.task,
-            "classes": corpus.classes, "broken": [list(b) for b in corpus.broken]}
+            "classes": corpus.classes, "broken": [[_rel(corpus.root, p), why] for p, why in corpus.broken]}
     h.update(json.dumps(head, sort_keys=True).encode())
-    for it in corpus.items:
-        p = _item_path(corpus.root, it.path)
+    for it, p in zip(corpus.items, _files(corpus)):
         try:
-            st = os.stat(p) if p is not None else None
-            stat = [st.st_size, st.st_mtime_ns] if st is not None else [-1, -1]
+            size = os.stat(p).st_size if p is not None else -1
         except OSError:
-            stat = [-1, -1]
-        rec = [it.path, sorted((a, int(v)) for a, v in it.labels.items()), it.group,
-               it.split, stat]
+            size = -1
+        rec = [_rel(corpus.root, it.path), sorted((a, int(v)) for a, v in it.labels.items()), it.group,
+               it.split, size]
         h.update(json.dumps(rec).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def freshness(corpus: Any) -> str:
+    """Digest of the item files' modification times: unchanged means no file was rewritten."""
+    h = hashlib.sha256()
+    for p in _files(corpus):
+        try:
+            h.update(str(os.stat(p).st_mtime_ns if p is not None else -1).encode())
+        except OSError:
+            h.update(b"-1")
+    return h.hexdigest()
+
+
+def content_digest(corpus: Any) -> str:
+    """Digest of the item files' bytes (read in full: used only when their times changed)."""
+    h = hashlib.sha256()
+    for p in _files(corpus):
+        try:
+            with open(p, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+        except (OSError, TypeError):
+            h.update(b"<missing>")
         h.update(b"\n")
     return h.hexdigest()
 
 
 def open_or_build_store(corpus: Any, store_dir: str | os.PathLike, sample_rate: int = 16000,
                         length: int = 32768, workers: int = 2, progress: bool = True) -> Store:
-    """Opens the store if it matches the corpus files and parameters, else (re)builds it."""
+    """Opens the store if it matches the corpus files and parameters, else (re)builds it.
+
+    A store whose files' times changed (a copied folder, a touched file) is checked against
+    the files' contents and reused when they are the same bytes.
+    """
     store_dir = os.path.abspath(os.fspath(store_dir))
     want = fingerprint(corpus, sample_rate, length)
     try:
@@ -79,12 +123,32 @@ def open_or_build_store(corpus: Any, store_dir: str | os.PathLike, sample_rate: 
         why = str(e)
     else:
         if store.fingerprint == want:
-            return store
-        why = f"{store_dir}: the corpus files or the store parameters changed"
+            fresh = freshness(corpus)
+            if store.index.get("freshness") == fresh:
+                return store
+            if store.index.get("content") == content_digest(corpus):
+                _update_index(store_dir, freshness=fresh)
+                return open_store(store_dir)
+            why = f"{store_dir}: a corpus file changed"
+        else:
+            why = f"{store_dir}: the corpus files or the store parameters changed"
         del store
     if progress:
         print(f"store: building ({why})", file=sys.stderr, flush=True)
     return build_store(corpus, store_dir, sample_rate, length, workers, progress, _fingerprint=want)
+
+
+def _update_index(store_dir: str, **fields) -> None:
+    path = os.path.join(store_dir, INDEX)
+    with open(path, encoding="utf-8") as f:
+        index = json.load(f)
+    index.update(fields)
+    tmp = path + f".{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(index, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 # Starting spawned workers costs ~0.5 s; below this many files one process is quicker.
@@ -300,15 +364,17 @@ def _write_tables(tmp: str, corpus: Any, items: list, good: list[int], reason: d
         os.fsync(f.fileno())
     index = {
         "format": FORMAT, "name": corpus.name, "task": corpus.task,
-        "corpus_root": os.path.abspath(corpus.root), "sample_rate": int(sample_rate),
+        "corpus_root": os.path.relpath(os.path.abspath(corpus.root), os.path.dirname(tmp)),
+        "sample_rate": int(sample_rate),
         "length": int(length), "dtype": DTYPE.str, "num_items": len(good),
         "num_corpus_items": len(items), "num_broken": len(items) - len(good) + len(corpus.broken),
         "attributes": attributes, "classes": {a: list(c) for a, c in corpus.classes.items()},
-        "paths": [items[i].path for i in good], "groups": [items[i].group for i in good],
+        "paths": [_rel(corpus.root, items[i].path) for i in good], "groups": [items[i].group for i in good],
         "splits": [items[i].split for i in good],
         "clipped_items": len(clipped), "clipped_samples": int(sum(clipped.values())),
         "skipped": dict(getattr(corpus, "skipped", {}) or {}),
-        "fingerprint": fp, "build_seconds": round(seconds, 3),
+        "fingerprint": fp, "freshness": freshness(corpus), "content": content_digest(corpus),
+        "build_seconds": round(seconds, 3),
         "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     # The index is written last: a folder without it is never taken for a store.
