@@ -24,7 +24,8 @@ flags.DEFINE_string("data_dir", None, "Corpus folder in its public layout (defau
 flags.DEFINE_string("cache_dir", None, "Embedded corpora and array stores (default $MASKGAN_JAX_CACHE "
                     "or ~/.cache/maskgan_jax).")
 flags.DEFINE_enum("data_size", "default", ["default", "tiny"], "Size of the embedded corpus.")
-flags.DEFINE_enum("config", "cpu", ["tiny", "cpu", "paper"], "Named attack config (sizes and schedule).")
+flags.DEFINE_enum("config", "cpu", ["tiny", "cpu", "peer", "paper"],
+                  "Named attack config (sizes and training recipe; experiments/configs/attack.py).")
 flags.DEFINE_enum("model", "cnn", list(MODEL_FAMILIES), "Attacker family.")
 flags.DEFINE_integer("folds", None, "K of the K-fold cross-validation (1 = the corpus's own splits).")
 flags.DEFINE_string("noise", "none", "none | white | pink | brown | gan:WORKDIR | dir:FOLDER_OF_WAVS")

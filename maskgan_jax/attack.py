@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from maskgan_jax import attack_folds, attack_loop, attack_steps, keys, masking, metrics, parallel, probe, results
+from maskgan_jax import (attack_folds, attack_invert, attack_loop, attack_steps, keys, masking, metrics, parallel,
+                         probe, results)
 from maskgan_jax import room as room_lib
 from maskgan_jax.data.batches import as_array_data
 from maskgan_jax.models import attackers
@@ -57,6 +58,9 @@ class AttackConfig:
     room_seed: int = 0                   # room channel: seed of the bank's rooms
     front_end: str = "none"              # a registered front end (attack_steps.register_front_end)
     front_end_at: str = "test"           # test | both (also in training)
+    invert_gan: str = ""                 # invert: the generator it knows (gan:DIR; default the cell's GAN noise)
+    invert_starts: int = 2               # invert: latent-search starts per clip ...
+    invert_steps: int = 60               # ... and Adam steps (invert.InvertConfig)
     folds: int = 5
     val_fraction: float = 0.15
     epochs: int = 30                     # at most this many passes over the training split ...
@@ -92,6 +96,10 @@ class AttackConfig:
         if self.front_end not in attack_steps.front_ends():
             raise ValueError(f"--front_end={self.front_end!r}: expected one of "
                              f"{', '.join(attack_steps.front_ends())}")
+        if self.adversary == "invert":
+            attack_invert.generator_spec(self)
+            if self.channel != "digital" or self.invert_starts < 1 or self.invert_steps < 1:
+                raise ValueError("--adversary=invert needs the digital channel and invert_starts, invert_steps >= 1")
         if self.adversary == "denoise" and self.front_end == "none":
             raise ValueError("--adversary=denoise needs a denoising --front_end (wiener or subtraction)")
         if self.front_end_at not in FRONT_END_AT:
@@ -187,12 +195,23 @@ def _rir_bank(seed: int, n_rooms: int, room_dir: str | None, log) -> room_lib.Ri
     return room_lib.build_rir_bank(room_lib.RoomConfig(), seed, n_rooms, cache_dir=room_dir, log=log)
 
 
+def adversary_data(cfg: AttackConfig, data, program, snr: float, cache_dir: str | None,
+                   log: Callable[[str], None] = print):
+    """(data, noise program, extra record fields) as the adversary works on them: the invert
+    adversary works on its residuals of the masked clips (no further noise), every other on the corpus."""
+    if cfg.adversary != "invert":
+        return data, program, {}
+    data, info = attack_invert.residual_data(cfg, data, program, snr, cache_dir, log)
+    return data, None, {"invert": info}
+
+
 def run_attack(config: AttackConfig, data: Any, out_path: str | None = None,
                log: Callable[[str], None] = print, room_dir: str | None = None) -> list[dict]:
     """Runs the K-fold attack; returns (and writes atomically to ``out_path``) fold and summary records.
 
     Folds already in ``out_path`` with the same config are reused, so an interrupted run resumes.
-    The room channel's impulse responses are cached in ``room_dir``.
+    The room channel's impulse responses (and the invert adversary's residuals) are cached
+    in ``room_dir``.
     """
     cfg = config.validate()
     data = as_array_data(data)
@@ -203,7 +222,8 @@ def run_attack(config: AttackConfig, data: Any, out_path: str | None = None,
     program = masking.noise_program(cfg.noise, clip, cfg.mel.sample_rate)
     snr = masking.check_levels(cfg.noise_spl, cfg.speech_spl, cfg.allow_above_comfort)
     steps = attack_steps.get_steps(cfg, heads, clip, mesh)
-    train_hears, test_hears = attack_loop.hearings(cfg, program, snr, room_channel(cfg, clip, room_dir, log))
+    data, heard, extra = adversary_data(cfg, data, program, snr, room_dir, log)
+    train_hears, test_hears = attack_loop.hearings(cfg, heard, snr, room_channel(cfg, clip, room_dir, log))
     splits = attack_folds.fold_indices(data.groups, data.splits, cfg.folds, cfg.seed, cfg.val_fraction)
     cfg_dict = dataclasses.asdict(cfg)
     done = {}
@@ -229,7 +249,7 @@ def run_attack(config: AttackConfig, data: Any, out_path: str | None = None,
         rec.update(test)
         rec.update(info)
         rec.update({"seconds": time.perf_counter() - t0, "devices": parallel.describe(mesh),
-                    "noise_info": program.info if program else None, "corpus": data.name,
+                    "noise_info": program.info if program else None, "corpus": data.name, **extra,
                     "config": cfg_dict, "versions": results.versions()})
         log(f"[attack] fold {f + 1}/{len(splits)}: test accuracy {rec['accuracy']:.4f}")
         records.append(rec)

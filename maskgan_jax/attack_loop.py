@@ -137,7 +137,10 @@ def evaluate(steps: Steps, params, data: ArrayData, idx: np.ndarray, key: jax.Ar
             else:
                 totals[k] = totals[k] + np.asarray(v) if k in totals else np.asarray(v)
     out = summarize(totals, steps.heads, data.classes)
-    out["loss"] = float(totals.get("loss", 0.0)) / max(sum(r.size for r in rows), 1)
+    n = max(float(totals.get("n_loss", 0.0)), 1.0)
+    mean = float(totals.get("loss", 0.0)) / n
+    out["loss"] = mean
+    out["loss_se"] = float(np.sqrt(max(float(totals.get("loss_sq", 0.0)) / n - mean ** 2, 0.0) / n))
     out["outcomes"] = outcomes(data, np.concatenate(rows) if rows else np.zeros(0, np.int64),
                                {a: np.concatenate(v) if v else np.zeros(0, np.int8) for a, v in correct.items()})
     return out
@@ -208,7 +211,9 @@ def train_fold(steps: Steps, data: ArrayData, split: dict, seed: int, fold: int,
 
     The kept parameters are those with the best validation accuracy (ties: lower validation
     loss), or the lowest validation loss with ``select_on="loss"``. After ``min_steps``,
-    ``patience`` validations without improvement end the fold.
+    ``patience`` validations without improvement end the fold. A readout warm-started from
+    the probe falls back to the probe (step 0) unless the kept step beats it on validation
+    loss by more than one standard error.
     Validation hears what training hears (``hearing``).
     """
     cfg = steps.cfg
@@ -222,18 +227,19 @@ def train_fold(steps: Steps, data: ArrayData, split: dict, seed: int, fold: int,
     best, best_score, best_step, best_epoch, history = None, None, -1, -1, []
     done, epoch, losses, since, t0 = 0, 0, [], 0, time.perf_counter()
     stop = False
-    warm = None
+    warm, start = None, None
     if cfg.readout_init == "probe":
-        # The readout starts from the probe fitted on this fold's training split: training starts
-        # where the probe ends, and step 0 is a candidate for the kept parameters.
+        # The statistics readout is the probe fitted on this fold's training split (kept fixed,
+        # `attack_steps.optimizer`): training starts where the probe ends and learns what to add,
+        # and step 0 (the probe itself) is a candidate for the kept parameters.
         probe_params, warm = probe_train(steps, data, split, seed, fold, hearing)
-        n_stats = 4 * cfg.mel.n_mels + 1
         state = {**state, "params": parallel.replicate(
-            attackers.warm_start_readout(jax.device_get(state["params"]), probe_params, n_stats), steps.mesh)}
+            attackers.warm_start_readout(jax.device_get(state["params"]), probe_params), steps.mesh)}
         val = evaluate(steps, state["params"], data, split["valid"], val_key, hearing)
         best, best_score, best_step, best_epoch = jax.device_get(state["params"]), _score(cfg, val), 0, 0
         history.append({"step": 0, "epoch": 0, "loss": None, "val_accuracy": val["accuracy"],
-                        "val_loss": val["loss"], "seconds": time.perf_counter() - t0})
+                        "val_loss": val["loss"], "val_loss_se": val["loss_se"], "seconds": time.perf_counter() - t0})
+        start = (best, val)
     while done < total and not stop:
         key = keys.epoch(fold_key, epoch)
         for b in _batches(steps, data, split["train"], rng):
@@ -249,7 +255,8 @@ def train_fold(steps: Steps, data: ArrayData, split: dict, seed: int, fold: int,
             val = evaluate(steps, state["params"], data, split["valid"], val_key, hearing)
             acc = val["accuracy"] if val["accuracy"] is not None else 0.0
             history.append({"step": done, "epoch": epoch, "loss": loss, "val_accuracy": val["accuracy"],
-                            "val_loss": val["loss"], "seconds": time.perf_counter() - t0})
+                            "val_loss": val["loss"], "val_loss_se": val["loss_se"],
+                            "seconds": time.perf_counter() - t0})
             log(f"[attack] step {done}/{total}: loss {loss:.4f} val acc {acc:.4f} val loss {val['loss']:.4f}")
             score = _score(cfg, val)
             if best_score is None or score > best_score:
@@ -261,8 +268,16 @@ def train_fold(steps: Steps, data: ArrayData, split: dict, seed: int, fold: int,
             if stop or done >= total:
                 break
         epoch += 1
+    kept_probe = False
+    if warm is not None and best_step != 0:
+        # One-standard-error rule: the learnt part is kept only when it beats the probe (step 0)
+        # on validation loss by more than the standard error; with a few validation clips the
+        # best step is otherwise as likely luck as learning.
+        best_hist = next(h for h in history if h["step"] == best_step)
+        if start[1]["loss"] - best_hist["val_loss"] <= best_hist["val_loss_se"]:
+            best, best_step, best_epoch, kept_probe = start[0], 0, 0, True
     return parallel.replicate(best, steps.mesh), {
-        "best_step": best_step, "best_epoch": best_epoch,
+        "best_step": best_step, "best_epoch": best_epoch, "kept_probe": kept_probe,
         "val_accuracy": next((h["val_accuracy"] for h in history if h["step"] == best_step), None),
         "steps_trained": done,
         "steps_planned": total, "epochs_trained": epoch + (0 if stop or done >= total else 1),

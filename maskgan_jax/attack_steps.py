@@ -45,9 +45,20 @@ def front_ends() -> tuple[str, ...]:
 
 
 def optimizer(cfg) -> optax.GradientTransformation:
-    """AdamW with its learning rate injected per step (the host computes the schedule)."""
-    return optax.inject_hyperparams(optax.adamw)(learning_rate=cfg.learning_rate,
-                                                 weight_decay=cfg.weight_decay)
+    """AdamW with its learning rate injected per step (the host computes the schedule).
+
+    With ``readout_init="probe"`` the statistics readout (the fitted probe) is kept fixed.
+    """
+    adamw = optax.inject_hyperparams(optax.adamw)(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    if cfg.readout_init != "probe":
+        return adamw
+
+    def labels(params):
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: "fixed" if any(getattr(k, "key", "").startswith(attackers.PROBE_READOUT)
+                                           for k in path) else "trained", params)
+
+    return optax.multi_transform({"trained": adamw, "fixed": optax.set_to_zero()}, labels)
 
 
 def spec_augment(mel_BxMxF: jax.Array, key: jax.Array, time_masks: int, freq_masks: int,
@@ -186,8 +197,7 @@ class Steps:
             mel = spec_augment(mel, k_mask, cfg.time_masks, cfg.freq_masks, cfg.mask_width)
         loss, grads = jax.value_and_grad(self.loss)(state["params"], mel, batch,
                                                     k_drop if cfg.model.dropout > 0 else None)
-        opt_state = state["opt_state"]
-        opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
+        opt_state = _with_learning_rate(state["opt_state"], lr)
         updates, opt_state = self.tx.update(grads, opt_state, state["params"])
         params = optax.apply_updates(state["params"], updates)
         return ({"params": params, "opt_state": opt_state, "step": state["step"] + 1},
@@ -197,8 +207,21 @@ class Steps:
         del key
         mel, clipped = self.log_mel(batch, mix_args, masked, front, room)
         logits = self.model.apply(params, mel)
-        out = {"clipped": clipped, "loss": self.loss(params, mel, batch) * jnp.sum(batch["weight"])}
+        out = {"clipped": clipped}
         w = batch["weight"] > 0
+        # Per-example loss (mean over the heads an example has labels for), summed with its square
+        # for the validation loss's standard error.
+        ce_sum = jnp.zeros(w.shape, jnp.float32)
+        n_heads = jnp.zeros(w.shape, jnp.float32)
+        for name, _ in self.heads:
+            y = batch["labels"][name]
+            valid = ((y >= 0) & w).astype(jnp.float32)
+            ce_sum = ce_sum + optax.softmax_cross_entropy_with_integer_labels(logits[name], jnp.maximum(y, 0)) * valid
+            n_heads = n_heads + valid
+        per_example = ce_sum / jnp.maximum(n_heads, 1.0)
+        has = (n_heads > 0).astype(jnp.float32)
+        out.update(loss=jnp.sum(per_example * has), loss_sq=jnp.sum(jnp.square(per_example) * has),
+                   n_loss=jnp.sum(has))
         all_ok = jnp.ones_like(w)
         any_label = jnp.zeros_like(w)
         for name, n in self.heads:
@@ -217,10 +240,22 @@ class Steps:
         return out
 
 
+def _with_learning_rate(opt_state, lr):
+    """The optimiser state with the injected learning rate set (inside multi_transform too)."""
+    lr = jnp.asarray(lr, jnp.float32)
+
+    def visit(state):
+        if isinstance(state, optax.InjectHyperparamsState):
+            return state._replace(hyperparams={**state.hyperparams, "learning_rate": lr})
+        return state
+
+    return jax.tree_util.tree_map(visit, opt_state, is_leaf=lambda x: isinstance(x, optax.InjectHyperparamsState))
+
+
 def steps_key(cfg) -> tuple:
     """The config fields a `Steps` depends on (noise, level, seed and schedule do not enter it)."""
     return (cfg.model, cfg.mel, cfg.learning_rate, cfg.weight_decay, cfg.front_end, cfg.time_shift,
-            cfg.time_masks, cfg.freq_masks, cfg.mask_width)
+            cfg.time_masks, cfg.freq_masks, cfg.mask_width, cfg.readout_init)
 
 
 _STEPS: dict = {}

@@ -444,20 +444,25 @@ def train(config: GanConfig, workdir: str, num_devices: int | None = None, stop_
 # ---------------------------------------------------------------------------- using a trained generator
 
 
-def load_noise_sampler(workdir: str, step: int | None = None) -> tuple[Callable[[jax.Array, int], jax.Array], dict]:
-    """``(sample_fn, info)``: sample_fn(key, batch) -> float32 [batch, slice_len] from the trained generator.
-
-    sample_fn is jittable (the restored generator parameters are closed over); info holds
-    the run's ``config`` (a dict) and the restored ``step``.
-    """
+def load_generator(workdir: str, step: int | None = None) -> tuple[GanConfig, Any, int]:
+    """(config, generator parameters, step) of a trained MaskGAN workdir (its latest checkpoint, or ``step``)."""
     config = read_config(workdir)
     mngr = checkpoint.manager(os.path.join(workdir, CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints)
     try:
         got_step, state, _ = checkpoint.restore(mngr, abstract_state(config), step)
     finally:
         mngr.close()
+    return config, state["g_params"], int(got_step)
+
+
+def load_noise_sampler(workdir: str, step: int | None = None) -> tuple[Callable[[jax.Array, int], jax.Array], dict]:
+    """``(sample_fn, info)``: sample_fn(key, batch) -> float32 [batch, slice_len] from the trained generator.
+
+    sample_fn is jittable (the restored generator parameters are closed over); info holds
+    the run's ``config`` (a dict) and the restored ``step``.
+    """
+    config, g_params, got_step = load_generator(workdir, step)
     gen, _ = models(config)
-    g_params = state["g_params"]
 
     def sample_fn(key: jax.Array, batch: int) -> jax.Array:
         return gen.apply({"params": g_params}, wavegan.sample_latent(key, batch, config.latent_dim))

@@ -338,6 +338,22 @@ def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None,
                                                                            noise_rank(kv[0].noise), kv[0].level,
                                                                            adversary_rank(kv[0].adversary)))])
         L.append("")
+    if s["invert"]:
+        L += ["## The adversary that knows the generator (invert)", "",
+              "It searches the MaskGAN's latent for the noise that best explains each recording and subtracts it "
+              "(a 100-dimensional family of 32768-sample clips). On white noise, which the generator did not make, "
+              "the same search is the control. Noise removed: 10·log10 of the masking noise's energy in the "
+              "recording over the error left after the subtraction (the study knows the clean clip; > 0: the noise "
+              "went, < 0: the subtraction added error); recovered: the invert adversary's accuracy minus the static "
+              "adversary's on the same clips.", ""]
+        L += _table(["task", "noise", "level (dB SPL)", "family", "noise removed (dB)", "MIA (invert)",
+                     "recovered over static"],
+                    [[k.task, k.noise, f"{k.level:g}", k.model,
+                      "—" if v.get("noise_reduction_db") is None else f"{v['noise_reduction_db']:.1f}",
+                      _fmt(v["mia"]), _fmt(v["recovered"])]
+                     for k, v in sorted(s["invert"].items(), key=lambda kv: (kv[0].task, noise_rank(kv[0].noise),
+                                                                             kv[0].level, kv[0].model))])
+        L.append("")
     if s["utility"]:
         L += ["## Utility as heard: STOI and PESQ", "",
               "Speech commands as a person beside the masker hears them (digital: the mix itself; room: the "

@@ -169,7 +169,7 @@ def summarize(records: Iterable[dict], randomness: Iterable[dict] = (), seed: in
     cells = Cells(records)
     ref = ref_level(cells.levels, reference_level)
     out = {"cells": cells, "ref_level": ref, "tasks": {}, "spf": {}, "randomness": {}, "rtmr": {},
-           "frontier": {}, "noise_randomness": {}, "comparisons": {}, "utility": {}}
+           "frontier": {}, "noise_randomness": {}, "comparisons": {}, "utility": {}, "invert": {}}
     for task in cells.tasks:
         out["tasks"][task] = _task_summary(cells, task, seed)
     if UTILITY_TASK in out["tasks"]:
@@ -185,6 +185,7 @@ def summarize(records: Iterable[dict], randomness: Iterable[dict] = (), seed: in
             out["noise_randomness"][(key.noise, key.level)] = r
         else:
             out["randomness"][key] = r
+    out["invert"] = _invert(out, cells, seed)
     out["rtmr"] = _rtmr(out, cells, seed)
     out["frontier"] = _frontier(out, cells)
     out["comparisons"] = _comparisons(out, cells, seed)
@@ -245,6 +246,21 @@ def _spf(cells: Cells, ut: dict, seed: int) -> dict:
                                                                       key.channel)), seed)
         if e is not None:
             out[row] = {"spf": e, "model": key.model}
+    return out
+
+
+def _invert(s: dict, cells: Cells, seed: int) -> dict:
+    """The adversary that knows the generator: per (task, noise, level, family) the noise energy its
+    search removed (dB) and the accuracy it recovered over the static adversary (paired)."""
+    out = {}
+    for key, rec in cells.by_key.items():
+        if key.adversary != "invert" or "invert" not in rec:
+            continue
+        static = cells.outcomes(key._replace(adversary="static"))
+        row = s["tasks"][key.task]["rows"].get(key)
+        out[key] = {"removed_db": rec["invert"].get("removed_db"),
+                    "noise_reduction_db": rec["invert"].get("noise_reduction_db"), "mia": row["mia"] if row else None,
+                    "recovered": difference(cells.outcomes(key), static, seed) if static is not None else None}
     return out
 
 

@@ -103,6 +103,8 @@ def cell_env(cfg: StudyConfig, out_dir: str, stores: dict, gan_info: dict | None
             noise_spl=base.noise_spl if c.level is None else c.level,
             allow_above_comfort=cfg.allow_above_comfort, adversary=c.adversary, channel=c.channel,
             rooms=cfg.rooms, room_seed=cfg.room_seed,
+            # The invert adversary knows the study's MaskGAN (on white noise: the control).
+            invert_gan=noise_spec(cfg, out_dir, "gan") if c.adversary == "invert" else "",
             front_end=cfg.denoise_front_end if c.adversary == "denoise" else "none")
 
     def cell_fp(c: Cell) -> str:
@@ -130,7 +132,8 @@ def _fold_summary(test: dict, info: dict, fold: int, n_test: int, seconds: float
             "clipped_samples": test.get("clipped_samples", 0),
             "best_step": info.get("best_step"), "steps_trained": info.get("steps_trained"),
             "best_epoch": info.get("best_epoch"), "epochs_trained": info.get("epochs_trained"),
-            "val_accuracy": info.get("val_accuracy"), "l2": info.get("l2"), "seconds": seconds,
+            "val_accuracy": info.get("val_accuracy"), "l2": info.get("l2"), "kept_probe": info.get("kept_probe"),
+            "seconds": seconds,
             "outcomes": test["outcomes"]}
     if "all_correct_accuracy" in test:
         keep["all_correct_accuracy"] = test["all_correct_accuracy"]
@@ -162,11 +165,18 @@ def run_group(group: GroupKey, cells: list[Cell], env: GroupEnv) -> list[dict]:
         program = masking.noise_program(cfg.noise, clip, cfg.mel.sample_rate)
         snr = masking.check_levels(cfg.noise_spl, cfg.speech_spl, cfg.allow_above_comfort)
         room = attack.room_channel(cfg, clip, os.path.join(env.out_dir, "rooms"), env.log)
-        return (attack_steps.get_steps(cfg, heads, clip, mesh), *attack_loop.hearings(cfg, program, snr, room),
+        heard = None if cfg.adversary == "invert" else program   # invert hears its residuals (above)
+        return (attack_steps.get_steps(cfg, heads, clip, mesh), *attack_loop.hearings(cfg, heard, snr, room),
                 program)
 
-    if group.condition == "clean":
-        # Static and denoising adversaries train on clean audio: one attacker for all of them.
+    extra = {}
+    if base.adversary == "invert":
+        # The invert adversary works on its residuals of the masked clips (computed once, cached).
+        program = masking.noise_program(base.noise, clip, base.mel.sample_rate)
+        snr = masking.check_levels(base.noise_spl, base.speech_spl, base.allow_above_comfort)
+        data, _, extra = attack.adversary_data(base, data, program, snr, os.path.join(env.out_dir, "invert"), env.log)
+    if group.condition.startswith("clean"):
+        # The clean baseline and the static adversary train on clean audio: one attacker for both.
         train_cfg = dataclasses.replace(base, noise="none", adversary="static", front_end="none")
     else:
         train_cfg = base
@@ -207,7 +217,7 @@ def run_group(group: GroupKey, cells: list[Cell], env: GroupEnv) -> list[dict]:
                 program = setup(cfgs[c])[3]
                 tested = np.concatenate([np.asarray(r["outcomes"]["index"]) for r in fold_recs[c].values()])
                 rec = cell_record(c, list(fold_recs[c].values()), cfg, fps[c],
-                                  {**env.extra(c), "devices": parallel.describe(mesh),
+                                  {**env.extra(c), **extra, "devices": parallel.describe(mesh),
                                    "noise_info": program.info if program else None,
                                    "chance_accuracy": chance_accuracy(data, tested)})
                 results.write_jsonl_atomic(os.path.join(env.out_dir, c.relpath), [rec])

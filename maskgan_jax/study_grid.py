@@ -19,7 +19,7 @@ from maskgan_jax.vocab import ADVERSARIES, CHANNELS, STUDY_NOISES, CellKey, chec
 
 FILTER_KEYS = CellKey._fields
 # Adversaries that train on the masked audio of their own cell.
-TRAINS_ON_MASKED = ("adaptive", "denoise")
+TRAINS_ON_MASKED = ("adaptive", "denoise", "invert")
 
 
 class GroupKey(NamedTuple):

@@ -38,8 +38,9 @@ NOISE_TITLES = {"none": "clean", "white": "white noise", "pink": "pink noise",
 # ----------------------------------------------------------------------------- adversaries
 
 # static: trained on clean audio, tested on masked audio; adaptive: trained and tested on
-# masked audio; denoise: a denoising front end before its log-mel (see attack_steps).
-ADVERSARIES = ("static", "adaptive", "denoise")
+# masked audio; denoise: trained and tested through a denoising front end (attack_steps);
+# invert: knows the MaskGAN generator, subtracts the noise it finds (attack_invert).
+ADVERSARIES = ("static", "adaptive", "denoise", "invert")
 DENOISE_FRONT_END = "wiener"
 # digital: the noise added sample by sample at the SNR; room: talker, masking loudspeaker,
 # microphone and listener in a simulated shoebox room (room.py).

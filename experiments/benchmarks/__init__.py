@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 
 # Modules of this package that expose SUITES (a dict suite name -> function).
-MODULES = ("mel", "randomness", "wavegan", "attackers", "accelerator", "room")
+MODULES = ("mel", "randomness", "wavegan", "attackers", "accelerator", "room", "invert")
 
 
 def available_suites() -> dict:

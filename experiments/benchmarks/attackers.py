@@ -78,7 +78,7 @@ def suite_attackers(ctx: common.Context) -> list[dict]:
     out = []
     for name in ("cnn", "rnn", "crnn"):
         # The peer's exact architecture: its CNN reads out a global average.
-        cfg = configs.get("cpu", name, cnn_head="global")
+        cfg = configs.get("peer", name, cnn_head="global")
         one, put, flops, steps = _jax_step(cfg, batch)
         for _ in range(ctx.warmup):
             one()

@@ -19,14 +19,15 @@ def _attack(name: str, **overrides) -> tuple:
 
 
 def tiny() -> StudyConfig:
-    """Seconds: the tiny corpora, one small CNN, white and GAN noise at 45 dB, two folds, and one
-    room-channel cell (white noise, static adversary) with its reverberant clean baseline."""
+    """Seconds: the tiny corpora, one small CNN, white and GAN noise at 45 dB, two folds, every
+    adversary, and one room-channel cell (white noise, static adversary) with its reverberant
+    clean baseline."""
     models = ("cnn",)
     return StudyConfig(
         name="tiny", tasks=("sei", "commands"), models=models, noises=("white", "gan"), levels=(45.0,),
-        adversaries=("static", "adaptive", "denoise"), seeds=(0,), clip_samples=16384,
+        adversaries=("static", "adaptive", "denoise", "invert"), seeds=(0,), clip_samples=16384,
         channels=("digital", "room"), rooms=4,
-        exclude="channel=room,noise=gan;channel=room,adversary=adaptive|denoise",
+        exclude="channel=room,noise=gan;channel=room,adversary=adaptive|denoise|invert",
         corpus_size="tiny", attack=_attack("tiny", epochs=2, patience=1, folds=2, batch_size=8),
         # An untrained generator (steps 0): the tiny study tests the plumbing, not the GAN.
         gan=maskgan_configs.get_config("tiny", steps=0),

@@ -67,6 +67,8 @@ TOP_DB = 80.0
 # The readout's input statistics are log-mel dB values divided by this (order 1 inputs).
 STATS_SCALE = 20.0
 ABSENT_CLASS_LOGIT = -20.0
+# Name prefix of the readout on the input statistics (one Dense per head).
+PROBE_READOUT = "stats_head"
 
 
 def standardize(mel_BxMxF: jax.Array, top_db: float | None = TOP_DB) -> jax.Array:
@@ -180,12 +182,15 @@ class Attacker(nn.Module):
             for _ in range(cfg.layers):
                 x = Recurrent(cfg.hidden, cfg.cell)(x)
             feat = x[:, -1] if cfg.pool == "last" else jnp.mean(x, axis=1)
-        if stats is not None:
-            feat = jnp.concatenate([feat, stats], axis=1)
         if cfg.dropout > 0 and train:
             keep = jax.random.bernoulli(dropout_key, 1.0 - cfg.dropout, feat.shape)
             feat = jnp.where(keep, feat / (1.0 - cfg.dropout), 0.0)
-        return {name: nn.Dense(n, name=f"head_{name}")(feat) for name, n in self.heads}
+        if stats is None:
+            return {name: nn.Dense(n, name=f"head_{name}")(feat) for name, n in self.heads}
+        # Two readouts summed: the learnt features' (from zero, so that a warm-started model
+        # starts exactly at the probe) and the statistics' (`PROBE_READOUT`, the probe's form).
+        return {name: nn.Dense(n, name=f"head_{name}", kernel_init=nn.initializers.zeros)(feat)
+                + nn.Dense(n, name=f"{PROBE_READOUT}_{name}")(stats) for name, n in self.heads}
 
 
 def build(config: AttackerConfig, heads: Sequence[tuple[str, int]]) -> Attacker:
@@ -221,19 +226,19 @@ def forward_flops(config: AttackerConfig, heads: Sequence[tuple[str, int]], n_me
             fl += 2.0 * t * (d * g * config.hidden + config.hidden * g * config.hidden)
             d = config.hidden
         feat = config.hidden
-    if config.input_stats:
-        feat += 4 * n_mels + 1
     fl += sum(2.0 * feat * n for _, n in heads)
+    if config.input_stats:
+        fl += sum(2.0 * (4 * n_mels + 1) * n for _, n in heads)
     return fl
 
 
-def warm_start_readout(params: dict, probe_params: dict, n_stats: int) -> dict:
-    """``params`` with each head's statistics rows and bias set to a fitted probe's solution.
+def warm_start_readout(params: dict, probe_params: dict) -> dict:
+    """``params`` with each head's statistics readout set to a fitted probe's solution.
 
     The probe computes logits ((x - mean) / scale) @ W + b on the raw statistics x; the model
-    reads x / STATS_SCALE in the last ``n_stats`` rows of its head kernel, so those rows become
-    W * STATS_SCALE / scale and the bias b - (mean / scale) @ W. The learnt features' rows are
-    zeroed: training starts exactly where the probe ended and adds to it.
+    reads x / STATS_SCALE, so its statistics readout gets the kernel W * STATS_SCALE / scale and
+    the bias b - (mean / scale) @ W (a class absent from the probe's training split a very low
+    bias). With the learnt features' readout starting at zero, the model starts at the probe.
     """
     mean = jnp.asarray(probe_params["mean"], jnp.float32)
     scale = jnp.asarray(probe_params["scale"], jnp.float32)
@@ -242,13 +247,10 @@ def warm_start_readout(params: dict, probe_params: dict, n_stats: int) -> dict:
         w = jnp.asarray(head["w"], jnp.float32)
         b = jnp.asarray(head["b"], jnp.float32)
         present = jnp.asarray(head["present"], bool)
-        layer = dict(inner[f"head_{name}"])
-        kernel = layer["kernel"]
-        if kernel.shape[1] != w.shape[1] or kernel.shape[0] < n_stats or w.shape[0] != n_stats:
-            raise ValueError(f"head {name}: kernel {kernel.shape} does not fit the probe's W {w.shape}")
-        rows = w * (STATS_SCALE / scale)[:, None]
-        layer["kernel"] = jnp.concatenate([jnp.zeros_like(kernel[:-n_stats]), rows], axis=0)
-        # A class the training split lacks starts far below the others (the probe gives it none).
+        layer = dict(inner[f"{PROBE_READOUT}_{name}"])
+        if layer["kernel"].shape != w.shape:
+            raise ValueError(f"head {name}: readout kernel {layer['kernel'].shape} does not fit the probe's {w.shape}")
+        layer["kernel"] = w * (STATS_SCALE / scale)[:, None]
         layer["bias"] = jnp.where(present, b - (mean / scale) @ w, ABSENT_CLASS_LOGIT)
-        inner[f"head_{name}"] = layer
+        inner[f"{PROBE_READOUT}_{name}"] = layer
     return {**params, "params": inner}
