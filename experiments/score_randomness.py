@@ -15,6 +15,7 @@ of p < 0.05 for each test). Audio is scored as int16 PCM.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app, flags
@@ -35,7 +36,11 @@ flags.DEFINE_string("noise", "none", "Noise mixed into --dataset clips: none | w
 flags.DEFINE_float("noise_spl", 45.0, "Noise level, dB SPL (at most 45 unless allowed).")
 flags.DEFINE_float("speech_spl", 60.0, "Speech level, dB SPL (the SNR is speech_spl - noise_spl).")
 flags.DEFINE_bool("allow_above_comfort", False, "Allow --noise_spl above the 45 dB SPL comfort limit.")
-flags.DEFINE_integer("seed", 0, "Seed of the noise.")
+flags.DEFINE_integer("seed", 0, "Seed of the noise (and of each clip's room).")
+flags.DEFINE_enum("channel", "digital", ["digital", "room"],
+                  "digital: the noise added at the SNR; room: the microphone's recording of talker and masker "
+                  "in a simulated room (one per clip).")
+flags.DEFINE_integer("rooms", 32, "Room channel: rooms in the impulse-response bank.")
 flags.DEFINE_integer("batch_clips", 256, "Clips mixed and scored at a time.")
 flags.DEFINE_integer("num_threads", None, "Threads for scoring clips (default: all).")
 flags.DEFINE_string("out", None, "Output JSON-lines file (written atomically).")
@@ -49,34 +54,45 @@ def _loader(sample_rate: int):
 
 
 def score_dataset(st, noise: str, seed: int, noise_spl: float, speech_spl: float,
-                  allow_above_comfort: bool, batch_clips: int, num_threads, progress) -> list[dict]:
+                  allow_above_comfort: bool, batch_clips: int, num_threads, progress,
+                  channel: str = "digital", room_dir: str | None = None, rooms: int = 32) -> list[dict]:
     """One record per clip of an opened store, scored after the noise is mixed in.
 
-    Each clip's noise is the one the attack hears at test time for the same --seed and row
-    (`masking.noise_program` keyed by `keys.test_noise`), mixed by the same jitted mix.
+    Each clip's noise (and, in the room channel, its room: the microphone's recording is
+    scored) is the one the attack hears at test time for the same --seed and row
+    (`masking.noise_program` and the rooms keyed by `keys.test_noise`), mixed the same way.
     """
     import jax   # see main
     import numpy as np
 
     from kernels import score
-    from maskgan_jax import audio, keys, masking
+    from maskgan_jax import attack, attack_loop, audio, keys, masking, room
     snr = masking.check_levels(noise_spl, speech_spl, allow_above_comfort)
     program = masking.noise_program(noise, st.length)
+    cfg = attack.AttackConfig(channel=channel, noise_spl=noise_spl, speech_spl=speech_spl,
+                              allow_above_comfort=allow_above_comfort, rooms=rooms)
+    hear = attack_loop.Hearing(program, snr, False, attack.room_channel(cfg, st.length, room_dir))
     mix = jax.jit(masking.mix)
+    through_room = jax.jit(lambda c, z, r, a: room.room_mix_rms(c, z, r, a[1], a[2]))
     records = []
     for start in range(0, len(st), batch_clips):
         rows = np.arange(start, min(len(st), start + batch_clips))
         pcm = st.batch(rows)
         clipped = np.zeros(rows.size, np.int64)
-        if program is not None:
-            noise_BxT = program(keys.test_noise(seed), rows)
-            mixed, n_clip = mix(audio.int16_to_float(pcm), noise_BxT, np.float32(snr))
+        if program is not None or hear.room is not None:
+            b = hear.with_noise({"index": np.asarray(rows, np.int32)}, keys.test_noise(seed))
+            clean = audio.int16_to_float(pcm)
+            if hear.room is not None:
+                heard = through_room(clean, b.get("noise"), b["room"], hear.args)
+                mixed, n_clip = heard.mic, heard.n_clipped
+            else:
+                mixed, n_clip = mix(clean, b["noise"], np.float32(snr))
             pcm = audio.float_to_int16(np.clip(np.asarray(mixed), -1.0, 1.0))[0]
             clipped = np.asarray(n_clip, np.int64)
         s = score.score_clips(pcm, num_threads=num_threads)
         for j, r in enumerate(rows.tolist()):
             rec = {"kind": "clip", "task": st.task, "dataset": st.name, "path": str(st.paths[r]),
-                   "row": r, "noise": noise, "noise_spl": None if noise == "none" else noise_spl,
+                   "row": r, "noise": noise, "noise_spl": None if noise == "none" else noise_spl, "channel": channel,
                    "speech_spl": speech_spl, "seed": seed, "samples": int(pcm.shape[1]),
                    "n_clipped": int(clipped[j])}
             rec.update({k: v[j].item() for k, v in s.items()})
@@ -122,12 +138,13 @@ def main(argv):
         except ValueError as e:
             raise app.UsageError(str(e)) from None
         config = {"dataset": FLAGS.dataset, "data_size": FLAGS.data_size, "data_seed": FLAGS.data_seed,
-                  "noise": FLAGS.noise, "noise_spl": FLAGS.noise_spl, "speech_spl": FLAGS.speech_spl,
+                  "noise": FLAGS.noise, "channel": FLAGS.channel, "noise_spl": FLAGS.noise_spl, "speech_spl": FLAGS.speech_spl,
                   "seed": FLAGS.seed, "store": st.store_dir, **tests}
         with Progress(len(st), "score_randomness", "clips", enabled=FLAGS.progress) as bar:
             records = score_dataset(st, FLAGS.noise, FLAGS.seed, FLAGS.noise_spl, FLAGS.speech_spl,
                                     FLAGS.allow_above_comfort, FLAGS.batch_clips, FLAGS.num_threads,
-                                    bar.update)
+                                    bar.update, FLAGS.channel,
+                                    os.path.join(FLAGS.cache_dir or cache.default_cache_dir(), "rooms"), FLAGS.rooms)
         scored, errors = records, []
         head = {"task": st.task, "dataset": st.name, "noise": FLAGS.noise,
                 "noise_spl": None if FLAGS.noise == "none" else FLAGS.noise_spl,

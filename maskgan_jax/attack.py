@@ -138,7 +138,7 @@ class AttackConfig:
 def _record_base(cfg: AttackConfig, kind: str) -> dict:
     return {"kind": kind, "task": cfg.task, "model": cfg.model.model, "noise": cfg.noise,
             "noise_spl": cfg.noise_spl, "speech_spl": cfg.speech_spl, "adversary": cfg.adversary,
-            "front_end": cfg.front_end, "seed": cfg.seed}
+            "channel": cfg.channel, "front_end": cfg.front_end, "seed": cfg.seed}
 
 
 def pooled_outcomes(fold_records: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

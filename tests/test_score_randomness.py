@@ -96,7 +96,8 @@ def test_binary_scores_a_dataset_with_noise_mixed_in(tmp_path):
     make_ravdess(corpus)
     runs = {}
     for name, extra in (("clean", ["--noise=none"]), ("white", ["--noise=white", "--batch_clips=2"]),
-                        ("white3", ["--noise=white", "--batch_clips=3"])):
+                        ("white3", ["--noise=white", "--batch_clips=3"]),
+                        ("room", ["--noise=white", "--channel=room", "--rooms=2"])):
         out = tmp_path / f"{name}.jsonl"
         _run_binary([f"--dataset={corpus}", f"--cache_dir={tmp_path / 'cache'}", f"--out={out}",
                      "--noise_spl=40", "--speech_spl=60", "--seed=5", *extra])
@@ -123,6 +124,10 @@ def test_binary_scores_a_dataset_with_noise_mixed_in(tmp_path):
     # A clip's noise depends on its row and the seed only, not on the batching.
     strip = lambda recs: [{k: v for k, v in r.items() if k != "config"} for r in recs if r["kind"] == "clip"]
     assert strip(runs["white"]) == strip(runs["white3"])
+    # Through a room the microphone hears something else than the digital mix.
+    room = [r for r in runs["room"] if r["kind"] == "clip"]
+    assert {r["channel"] for r in room} == {"room"} and len(room) == len(clips)
+    assert [r["ww_z"] for r in room] != [r["ww_z"] for r in clips]
     for rec in (r for r in runs["clean"] if r["kind"] == "clip"):
         z, p = runstest_1samp(st.batch([rec["row"]])[0], cutoff="median")
         assert rec["ww_p"] == pytest.approx(p, rel=1e-9, abs=1e-300) and rec["noise_spl"] is None

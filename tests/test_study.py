@@ -72,10 +72,19 @@ def test_default_config_sweep_answers_all_questions():
     cells = cfg.cells()
     assert {c.task for c in cells} == {"mgi", "udi", "sei", "commands"}
     assert {c.noise for c in cells} == {"none", "white", "pink", "brown", "gan"}
-    assert {c.adversary for c in cells} == {"static", "adaptive", "denoise"}
-    assert {c.model for c in cells} == {"cnn", "rnn", "crnn"}
+    assert {c.adversary for c in cells} == {"static", "adaptive", "denoise", "invert"}
+    assert {c.model for c in cells} == {"cnn", "rnn", "crnn", "probe"}
+    assert {c.channel for c in cells} == {"digital", "room"}
     assert len({c.level for c in cells if c.level is not None}) >= 2
     assert all(c.level is None or c.level <= 45.0 for c in cells)
+    # Every masked room cell and every stronger adversary has its clean baseline and static cell.
+    ids = {c.id for c in cells}
+    for c in cells:
+        if c.noise != "none":
+            base = dataclasses.replace(c, noise="none", level=None, adversary="static")
+            assert base.id in ids, c.id
+    # The invert adversary has its control: white noise beside GAN noise.
+    assert {c.noise for c in cells if c.adversary == "invert"} == {"white", "gan"}
 
 
 class _Interrupt(Exception):
@@ -104,16 +113,16 @@ def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch
     assert len(partial) == 1
     assert {r["fold"] for r in results.read_jsonl(os.path.join(out, "partial", partial[0]))} == {0}
 
-    # Resume the subset: the interrupted group needs one more fold; the adaptive and denoising
-    # groups (two noises each) and the room channel's clean group two folds each.
+    # Resume the subset: the interrupted group needs one more fold; the adaptive, denoising and
+    # invert groups (two noises each) and the room channel's clean group two folds each.
     facts = study.run_study(cfg, out, cells="task=commands", log=quiet, make_report=False)
-    assert facts["counters"]["train_fold"] == 1 + 4 * 2 + 2
-    assert facts["computed"] == 9
+    assert facts["counters"]["train_fold"] == 1 + 6 * 2 + 2
+    assert facts["computed"] == 11
 
     # The whole study: only the sei cells are computed.
     facts = study.run_study(cfg, out, log=quiet, make_report=False)
-    assert facts["done_before"] == 9 and facts["computed"] == 9
-    assert facts["counters"]["train_fold"] == 6 * 2
+    assert facts["done_before"] == 11 and facts["computed"] == 11
+    assert facts["counters"]["train_fold"] == 8 * 2
 
     # Same flags again: nothing is recomputed, and the stage times stay those of the run that
     # computed each stage.
@@ -130,11 +139,11 @@ def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch
     facts = study.run_study(cfg, copy, log=quiet, make_report=False)
     assert facts["counters"] == {"train_fold": 0, "evaluate": 0} and facts["computed"] == 0
     stages = json.load(open(os.path.join(copy, "run_info.json")))["stages"]
-    for k in ("corpora", "stores", "maskgan", "noises", "randomness", "cells"):
+    for k in ("corpora", "stores", "maskgan", "noises", "randomness", "utility", "cells"):
         assert "reused_by_run_started" in stages[k], (k, stages[k])
 
     recs = study_cells.read_all_cells(out)
-    assert len(recs) == len(cfg.cells()) == 18
+    assert len(recs) == len(cfg.cells()) == 22
     assert {r["channel"] for r in recs} == {"digital", "room"}
     for r in recs:
         for k in ("kind", "task", "model", "noise", "noise_spl", "adversary", "seed", "accuracy", "ci95",
@@ -143,10 +152,11 @@ def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch
         assert 0.0 <= r["accuracy"] <= 1.0
     text = open(os.path.join(out, "report.md")).read()
     for part in ("## sei:", "## commands:", "RQ1", "RQ2", "RQ3", "Wall time of each stage", "maskgan",
+                 "## The adversary that knows the generator", "## Utility as heard", "| room |",
                  "fig03_mel_spectrograms.png", "frontier_privacy_utility_comfort.png", "fig13_spf.png"):
         assert part in text, part
     info = json.load(open(os.path.join(out, "run_info.json")))
-    assert {"corpora", "stores", "maskgan", "noises", "randomness", "cells", "report"} <= set(info["stages"])
+    assert {"corpora", "stores", "maskgan", "noises", "randomness", "utility", "cells", "report"} <= set(info["stages"])
     assert info["versions"]["jax"] and info["devices"]
     rand = results.read_jsonl(os.path.join(out, "randomness", "sei.jsonl"))
     assert {(r["source"], r["noise"]) for r in rand} == {("clean", "none"), ("masked", "white"),

@@ -1,5 +1,6 @@
-"""Named attack configs: tiny (tests), cpu (the default: small, fast attackers that clear the probe),
-peer (the torch peers' sizes, for speed comparisons), paper (wider, accelerators).
+"""Named attack configs: tiny (tests), cpu (the default: small attackers that clear the probe),
+fast (the study's: the cpu recipe at smaller sizes), peer (the torch peers' sizes, for speed
+comparisons), paper (wider, accelerators).
 
 ``get(name, model)`` returns an AttackConfig; flags then override its fields.
 
@@ -37,6 +38,13 @@ _TINY_MODELS = {
     "crnn": AttackerConfig(model="crnn", channels=(8, 16), hidden=32, layers=1),
     "probe": _PROBE,
 }
+# The study's attackers: the cpu recipe at smaller sizes, so that the whole sweep fits its budget.
+_FAST_MODELS = {
+    "cnn": AttackerConfig(model="cnn", channels=(8, 16, 32), norm="layer", input_stats=True),
+    "rnn": AttackerConfig(model="rnn", hidden=32, layers=1, input_stats=True),
+    "crnn": AttackerConfig(model="crnn", channels=(8, 16), hidden=32, layers=1, norm="layer", input_stats=True),
+    "probe": _PROBE,
+}
 _PAPER_MODELS = {
     "cnn": AttackerConfig(model="cnn", channels=(64, 128, 256, 256), norm="layer", input_stats=True),
     "rnn": AttackerConfig(model="rnn", hidden=256, layers=2, input_stats=True),
@@ -52,6 +60,8 @@ CONFIGS = {
                  batch_size=16, learning_rate=3e-3),
     "cpu": dict(models=_CPU_MODELS, mel=MelConfig(n_mels=64), folds=5, epochs=30, min_steps=300, patience=8,
                 batch_size=32, learning_rate=1e-3, **_RECIPE),
+    "fast": dict(models=_FAST_MODELS, mel=MelConfig(n_mels=64), folds=3, epochs=30, min_steps=150, patience=6,
+                 eval_every=15, batch_size=32, learning_rate=2e-3, **_RECIPE),
     "peer": dict(models=_PEER_MODELS, mel=MelConfig(), folds=5, epochs=30, patience=5, batch_size=64,
                  learning_rate=1e-3),
     "paper": dict(models=_PAPER_MODELS, mel=MelConfig(), folds=5, epochs=60, min_steps=2000, patience=8,
