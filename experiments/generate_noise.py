@@ -4,7 +4,9 @@
     python -m experiments.generate_noise --workdir=/tmp/maskgan --num_clips=100 --out=noise_dir/
 
 Prints and writes (next to the output, .json / report.json) the level, spectral flatness
-and the per-octave-band power-spectrum deviation from the training target.
+and the per-octave-band power-spectrum deviation from the training target, and every
+noise-quality measure with the gate's verdict (maskgan_jax.quality). --workdir also takes
+a folder written by train_maskgan --export_generator.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 flags.DEFINE_integer("seed", 0, "Random seed of the latents.")
 flags.DEFINE_string("target_dir", None, "The training target's folder, for a run trained on dir:FOLDER "
                     "(config.json's folder is followed only when it lies inside the workdir).")
+flags.DEFINE_integer("gate_clips", 32, "Clips per side of the noise-quality gate in the report (0 = none).")
+flags.DEFINE_bool("gate_classifier", True, "Include the gate's two-sample classifier test (seconds on a CPU).")
 
 
 def main(argv):
@@ -43,7 +47,8 @@ def main(argv):
         report = gan_generate.generate_noise(
             FLAGS.workdir, FLAGS.out, num_clips=FLAGS.num_clips, seconds=FLAGS.seconds, spl_db=FLAGS.spl_db,
             allow_above_comfort=FLAGS.allow_above_comfort, seed=FLAGS.seed, fullscale_spl=FLAGS.fullscale_spl,
-            crossfade_ms=FLAGS.crossfade_ms, step=FLAGS.step, target_dir=FLAGS.target_dir)
+            crossfade_ms=FLAGS.crossfade_ms, step=FLAGS.step, target_dir=FLAGS.target_dir,
+            gate_clips=FLAGS.gate_clips, gate_classifier=FLAGS.gate_classifier)
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(f"--workdir={FLAGS.workdir}: {e}") from None
     print(gan_generate.format_report(report))

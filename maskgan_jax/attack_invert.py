@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from maskgan_jax import audio, gan, invert, keys, masking, parallel, results
+from maskgan_jax import audio, gan, gan_load, invert, keys, masking, parallel, results
 from maskgan_jax.data.batches import ArrayData
 
 
@@ -41,11 +41,13 @@ def residual_data(cfg, data: ArrayData, program: masking.NoiseProgram, snr_db: f
     Returns (ArrayData with the residual audio, {"removed_db": mean over clips, per-clip list, ...}).
     """
     workdir = generator_spec(cfg)
-    config, params, step = gan.load_generator(workdir)
+    config, params, step = gan_load.load_generator(workdir)
     gen, _ = gan.models(config)
     fn = invert.wavegan_generator_fn(gen)
     icfg = invert.InvertConfig(starts=cfg.invert_starts, steps=cfg.invert_steps, seed=cfg.seed)
-    ident = {"noise": program.info, "snr_db": snr_db, "generator": {"config": config.to_json(), "step": step},
+    where = ("workdir", "folder")   # where the noise lives is not what it is (copied caches stay valid)
+    ident = {"noise": {k: v for k, v in (program.info or {}).items() if k not in where}, "snr_db": snr_db,
+             "generator": {"config": config.to_json(), "step": step},
              "invert": [icfg.starts, icfg.steps, icfg.learning_rate, icfg.gain], "seed": cfg.seed,
              "clips": list(np.asarray(data.audio).shape), "corpus": data.name}
     fp = results.fingerprint(ident)

@@ -4,6 +4,9 @@ Uses orbax's current ``args=`` API: a `ocp.CheckpointManager` over items ``state
 (`ocp.args.StandardSave` / `StandardRestore` of any pytree of arrays) and ``meta``
 (`ocp.args.JsonSave` / `JsonRestore`), keeping the last ``max_to_keep`` steps. Restoring
 into an abstract target (shapes, dtypes, shardings) puts arrays straight back on the mesh.
+
+Small parameter trees that ship with the package (an exported generator) are one ``.npz``
+file of nested-dict leaves keyed by their '/'-joined paths, read with pickle disabled.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import os
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -53,3 +57,26 @@ def restore(mngr: ocp.CheckpointManager, abstract_state: Any, step: int | None =
     except (ValueError, KeyError, FileNotFoundError) as e:
         raise CheckpointError(f"checkpoint step {step} in {mngr.directory} does not match this model: {e}") from e
     return step, got.state, dict(got.meta or {})
+
+
+def save_tree_npz(path: str | os.PathLike, tree: dict) -> None:
+    """Writes a nested dict of arrays as one uncompressed .npz (keys: '/'-joined paths), atomically."""
+    from flax import traverse_util
+    flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(tree).items()}
+    if any("/" in part for k in traverse_util.flatten_dict(tree) for part in k):
+        raise ValueError("save_tree_npz: tree keys may not contain '/'")
+    path = os.fspath(path)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **flat)
+    os.replace(tmp, path)
+
+
+def load_tree_npz(path: str | os.PathLike) -> dict:
+    """The nested dict of numpy arrays `save_tree_npz` wrote (pickled objects are refused)."""
+    from flax import traverse_util
+    try:
+        with np.load(os.fspath(path), allow_pickle=False) as f:
+            flat = {tuple(k.split("/")): np.asarray(f[k]) for k in f.files}
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read parameter file {path}: {e}") from e
+    return traverse_util.unflatten_dict(flat)

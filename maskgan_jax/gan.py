@@ -26,8 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from maskgan_jax import audio, checkpoint, keys, noise, parallel, results
-from maskgan_jax.data.base import resolve_inside
+from maskgan_jax import audio, checkpoint, keys, noise, parallel, quality, results
 from maskgan_jax.models import wavegan
 from maskgan_jax.vocab import SAMPLE_RATE
 
@@ -54,6 +53,18 @@ class GanConfig:
     beta1: float = 0.5
     beta2: float = 0.9
     phase_shuffle_rad: int = wavegan.PHASE_SHUFFLE_RAD
+    # Diversity the critic sees (both off = the reference WaveGAN critic): PacGAN packing of
+    # `pack` clips per critic input, and ProGAN's minibatch stddev over groups of `mbstd_group`.
+    pack: int = 1
+    mbstd_group: int = 0
+    # ... and the RMS waveform correlation between the clips of groups of `corr_group` clips.
+    corr_group: int = 0
+    # A second critic head on per-clip log-spectrum statistics over frames of this many samples (0 = off).
+    spectral_frame: int = 0
+    # ... and a smooth empirical CDF of each clip's samples at this many levels (0 = off).
+    amplitude_points: int = 0
+    # The generator as an odd function of its latent, (g(z) - g(-z)) / 2: no clip-independent part.
+    antisymmetric: bool = False
     # Target noise: white|pink|brown (drawn on device) or dir:PATH (a folder of noise files).
     target: str = "white"
     # Target level: every target clip is scaled to this RMS (0.1 = -20 dBFS, well inside tanh's range).
@@ -63,6 +74,8 @@ class GanConfig:
     log_every: int = 10
     checkpoint_every: int = 100
     keep_checkpoints: int = 3
+    # Clips of the noise-quality measures logged at every checkpoint (0 = none).
+    quality_clips: int = 16
 
     def validate(self) -> "GanConfig":
         """Raises ValueError naming the field for values the model or loss cannot take."""
@@ -77,6 +90,15 @@ class GanConfig:
             (self.target in TARGETS or self.target.startswith("dir:"), "target",
              f"must be one of {TARGETS} or dir:PATH"),
             (self.steps >= 0, "steps", "must be >= 0"),
+            (self.pack >= 1 and self.batch_size % self.pack == 0, "pack", "must be >= 1 and divide batch_size"),
+            (self.mbstd_group == 0 or (self.mbstd_group > 0 and (self.batch_size // self.pack) % self.mbstd_group == 0),
+             "mbstd_group", "must be 0 (off) or divide batch_size // pack"),
+            (self.corr_group == 0 or (self.corr_group >= 2 and self.batch_size % self.corr_group == 0),
+             "corr_group", "must be 0 (off) or >= 2 and divide batch_size"),
+            (self.spectral_frame == 0 or 16 <= self.spectral_frame <= self.slice_len // 4, "spectral_frame",
+             "must be 0 (off) or between 16 and slice_len / 4"),
+            (self.amplitude_points >= 0, "amplitude_points", "must be >= 0"),
+            (self.quality_clips == 0 or self.quality_clips >= 2, "quality_clips", "must be 0 (off) or >= 2"),
             (self.log_every >= 1 and self.checkpoint_every >= 1 and self.keep_checkpoints >= 1,
              "log_every/checkpoint_every/keep_checkpoints", "must be >= 1"),
         ]
@@ -100,13 +122,16 @@ class GanConfig:
 
 
 # Fields that may differ between a run and its resumption (they do not change the model or the math).
-_RESUMABLE_FIELDS = ("steps", "log_every", "checkpoint_every", "keep_checkpoints")
+_RESUMABLE_FIELDS = ("steps", "log_every", "checkpoint_every", "keep_checkpoints", "quality_clips")
 
 
 def models(config: GanConfig) -> tuple[wavegan.Generator, wavegan.Critic]:
     """The generator and critic of a config."""
-    return (wavegan.Generator(config.dim, config.slice_len, config.latent_dim),
-            wavegan.Critic(config.dim, config.slice_len, config.phase_shuffle_rad))
+    return (wavegan.Generator(config.dim, config.slice_len, config.latent_dim, antisymmetric=config.antisymmetric),
+            wavegan.Critic(config.dim, config.slice_len, config.phase_shuffle_rad, pack=config.pack,
+                           mbstd_group=config.mbstd_group, corr_group=config.corr_group,
+                           spectral_frame=config.spectral_frame, amplitude_points=config.amplitude_points,
+                           spectral_level=config.target_rms))
 
 
 def optimizer(config: GanConfig) -> optax.GradientTransformation:
@@ -126,7 +151,8 @@ def _init_state(config: GanConfig, key: jax.Array) -> dict:
     k_g, k_d, k_run = jax.random.split(key, 3)
     gen, critic = models(config)
     g_params = gen.init(k_g, jnp.zeros((1, config.latent_dim)))["params"]
-    d_params = critic.init(k_d, jnp.zeros((1, config.slice_len)))["params"]
+    init_batch = math.lcm(config.pack, max(config.corr_group, 1))  # the smallest batch the critic's options take
+    d_params = critic.init(k_d, jnp.zeros((init_batch, config.slice_len)))["params"]
     opt = optimizer(config)
     return {"step": jnp.zeros((), jnp.int32), "g_params": g_params, "d_params": d_params,
             "g_opt": opt.init(g_params), "d_opt": opt.init(d_params),
@@ -190,10 +216,14 @@ def critic_loss(config: GanConfig, d_params, critic: nn.Module, real_BxT, fake_B
     if config.loss == "minimax":
         loss = jnp.mean(jax.nn.softplus(-d_real)) + jnp.mean(jax.nn.softplus(d_fake))
         return loss, {"d_loss": loss, "gp": jnp.zeros(()), "wdist": jnp.mean(d_real) - jnp.mean(d_fake)}
-    alpha = jax.random.uniform(k_a, (real_BxT.shape[0], 1))
+    # A packed critic input (PacGAN) is one point of the penalty: one alpha, one gradient norm.
+    pack = getattr(critic, "pack", 1)
+    n = real_BxT.shape[0] // pack
+    alpha = jax.random.uniform(k_a, (n, 1))
+    alpha = jnp.repeat(alpha, pack, axis=0) if pack > 1 else alpha
     interp = real_BxT + alpha * (fake_BxT - real_BxT)
     grad = jax.grad(lambda x: jnp.sum(critic.apply({"params": d_params}, x, k_i)))(interp)
-    slopes = jnp.sqrt(jnp.sum(jnp.square(grad), axis=1) + 1e-12)
+    slopes = jnp.sqrt(jnp.sum(jnp.square(grad.reshape(n, -1)), axis=1) + 1e-12)
     gp = jnp.mean(jnp.square(slopes - 1.0))
     wdist = jnp.mean(d_real) - jnp.mean(d_fake)
     loss = -wdist + config.gp_weight * gp
@@ -223,7 +253,7 @@ def make_train_step(config: GanConfig, mesh=None) -> Callable:
     return _make_train_step(dataclasses.replace(config, **_NEUTRAL), mesh)
 
 
-_NEUTRAL = {"steps": 0, "log_every": 1, "checkpoint_every": 1, "keep_checkpoints": 1, "seed": 0}
+_NEUTRAL = {"steps": 0, "log_every": 1, "checkpoint_every": 1, "keep_checkpoints": 1, "seed": 0, "quality_clips": 0}
 
 
 @functools.lru_cache(maxsize=8)
@@ -313,6 +343,32 @@ def check_metrics(metrics: dict, step: int, config: GanConfig) -> list[str]:
 # ---------------------------------------------------------------------------- the loop
 
 
+# The checkpoint measures always use the same latents and target draw, so that their
+# changes between checkpoints are the generator's, not the sample's.
+_QUALITY_KEY = 0x51A7
+
+
+def quality_sampler(config: GanConfig) -> Callable:
+    """Jitted ``(g_params, corpus) -> (generated, target)``, each [quality_clips, slice_len], on fixed keys."""
+    gen, _ = models(config)
+    n = max(config.quality_clips, 2)
+
+    @jax.jit
+    def draw(g_params, corpus):
+        k_z, k_t = jax.random.split(jax.random.key(_QUALITY_KEY))
+        fake = gen.apply({"params": g_params}, wavegan.sample_latent(k_z, n, config.latent_dim))
+        return fake, sample_target(config, k_t, n, corpus)
+
+    return draw
+
+
+def _last_quality(metrics_path: str) -> dict | None:
+    if not os.path.exists(metrics_path):
+        return None
+    recs = [r for r in results.read_jsonl(metrics_path) if r.get("kind") == "quality"]
+    return recs[-1] if recs else None
+
+
 def _write_config(workdir: str, config: GanConfig) -> None:
     path = os.path.join(workdir, CONFIG_FILE)
     if os.path.exists(path):
@@ -326,25 +382,6 @@ def _write_config(workdir: str, config: GanConfig) -> None:
                              f"use a new --workdir or the same flags to resume")
     if parallel.is_main_process():
         results.write_text_atomic(path, json.dumps(config.to_json(), indent=1))
-
-
-def target_folder(config: GanConfig, workdir: str, given: str | None = None) -> str:
-    """The folder of a ``dir:`` target named by a workdir's config.json, resolved safely.
-
-    A path read from a workdir's config must stay inside that workdir (a relative path
-    without '..'); any other folder is used only when the caller names it (``given``, e.g.
-    generate_noise's --target_dir), never followed from the file alone.
-    """
-    if not config.target.startswith("dir:"):
-        raise ValueError(f"target {config.target!r} is not a dir: target")
-    if given:
-        return given
-    path = config.target[len("dir:"):]
-    inside = None if os.path.isabs(path) else resolve_inside(workdir, path)
-    if inside is None:
-        raise ValueError(f"{os.path.join(workdir, CONFIG_FILE)} names target dir:{path}, outside the "
-                         f"workdir; pass its folder explicitly (--target_dir) to use it")
-    return inside
 
 
 def read_config(workdir: str) -> GanConfig:
@@ -375,6 +412,10 @@ def train(config: GanConfig, workdir: str, num_devices: int | None = None, stop_
     """
     config.validate()
     say = log_fn or log.info
+
+    def warn(msg):
+        log.warning(msg) if log_fn is None else say("WARNING " + msg)
+
     os.makedirs(workdir, exist_ok=True)
     _write_config(workdir, config)
     mesh = parallel.make_mesh(num_devices)
@@ -399,6 +440,22 @@ def train(config: GanConfig, workdir: str, num_devices: int | None = None, stop_
     say(f"MaskGAN {config.loss} d={config.dim} slice={config.slice_len} batch={config.batch_size} "
         f"on {parallel.describe(mesh)}; steps {start} -> {end}")
 
+    draw_quality = quality_sampler(config) if config.quality_clips else None
+    last_quality = _last_quality(metrics_path)
+
+    def quality_side(step):
+        # Quick noise-quality measures at a checkpoint; warns when one got worse since the last one.
+        nonlocal last_quality
+        fake, target = draw_quality(state["g_params"], corpus)
+        q = quality.quick_measures(np.asarray(fake), np.asarray(target))
+        rec = {"kind": "quality", "step": step, "clips": config.quality_clips, **q}
+        if parallel.is_main_process():
+            results.append_jsonl(metrics_path, rec)
+        say(f"quality at step {step}: {quality.format_quick(q)}")
+        for w in quality.worsened(last_quality, q):
+            warn(f"step {step}: noise quality {w} since step {last_quality['step']}")
+        last_quality = rec
+
     pending = None  # (step, metrics) of the last dispatched step: read after dispatching the next one
     t_start, t_last, n_last = time.perf_counter(), time.perf_counter(), start
 
@@ -408,10 +465,7 @@ def train(config: GanConfig, workdir: str, num_devices: int | None = None, stop_
         warnings = check_metrics(metrics, step, config)  # raises on non-finite values at every step
         if step % config.log_every == 0 or step == end:
             for w in warnings:  # silence/collapse warnings only on logged steps: one line, not one per step
-                if log_fn is None:
-                    log.warning(w)
-                else:
-                    say("WARNING " + w)
+                warn(w)
             now = time.perf_counter()
             rate = (step - n_last) / max(now - t_last, 1e-9)
             eta = (end - step) / rate if rate > 0 else float("nan")
@@ -431,40 +485,15 @@ def train(config: GanConfig, workdir: str, num_devices: int | None = None, stop_
         pending = (step, metrics)
         if step % config.checkpoint_every == 0 and step != end:
             checkpoint.save(mngr, step, state, {"config": config.to_json()})
+            if draw_quality is not None:
+                quality_side(step)
     if pending is not None:
         host_side(*pending)
     if end > start or checkpoint.latest_step(mngr) is None:
         checkpoint.save(mngr, end, state, {"config": config.to_json()}, force=True)
+        if draw_quality is not None:
+            quality_side(end)
     mngr.wait_until_finished()
     mngr.close()
     say(f"done: step {end}, {workdir}; flops/clip G {flops['generator']:.3g} D {flops['critic']:.3g}")
     return state
-
-
-# ---------------------------------------------------------------------------- using a trained generator
-
-
-def load_generator(workdir: str, step: int | None = None) -> tuple[GanConfig, Any, int]:
-    """(config, generator parameters, step) of a trained MaskGAN workdir (its latest checkpoint, or ``step``)."""
-    config = read_config(workdir)
-    mngr = checkpoint.manager(os.path.join(workdir, CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints)
-    try:
-        got_step, state, _ = checkpoint.restore(mngr, abstract_state(config), step)
-    finally:
-        mngr.close()
-    return config, state["g_params"], int(got_step)
-
-
-def load_noise_sampler(workdir: str, step: int | None = None) -> tuple[Callable[[jax.Array, int], jax.Array], dict]:
-    """``(sample_fn, info)``: sample_fn(key, batch) -> float32 [batch, slice_len] from the trained generator.
-
-    sample_fn is jittable (the restored generator parameters are closed over); info holds
-    the run's ``config`` (a dict) and the restored ``step``.
-    """
-    config, g_params, got_step = load_generator(workdir, step)
-    gen, _ = models(config)
-
-    def sample_fn(key: jax.Array, batch: int) -> jax.Array:
-        return gen.apply({"params": g_params}, wavegan.sample_latent(key, batch, config.latent_dim))
-
-    return sample_fn, {"config": config.to_json(), "step": int(got_step), "workdir": os.path.abspath(workdir)}

@@ -6,7 +6,8 @@ clips are independent noise, so sin/cos fades keep the level constant and the se
 not click). Every file is scaled to ``spl_db`` dB SPL through `levels.scale_to_spl`,
 which refuses levels above the 45 dB SPL comfort limit unless explicitly allowed. The
 report compares the output with the training target at the same level: RMS level,
-spectral flatness, and the power spectrum's deviation from the target's per octave band.
+spectral flatness, and the power spectrum's deviation from the target's per octave band;
+under ``quality`` it carries every noise-quality measure of `quality.gate` and its verdict.
 """
 from __future__ import annotations
 
@@ -16,67 +17,8 @@ import os
 import jax
 import numpy as np
 
-from maskgan_jax import audio, gan, levels, results
-
-SAMPLE_RATE = 16000
-# Octave bands (ANSI nominal centres) up to the 16 kHz rate's Nyquist frequency.
-OCTAVE_CENTRES_HZ = (31.5, 63.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
-
-
-def welch_psd(wave_NxT: np.ndarray, sample_rate: int = SAMPLE_RATE, nperseg: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Mean Welch power spectral density over clips: (freqs [F], psd [F]); as scipy.signal.welch's defaults
-    (periodic Hann window, 50% overlap, constant detrend, one-sided density)."""
-    x = np.atleast_2d(np.asarray(wave_NxT, np.float64))
-    n = min(nperseg, x.shape[-1])
-    hop = n // 2
-    win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
-    starts = np.arange(0, x.shape[-1] - n + 1, hop)
-    segs = np.stack([x[:, s:s + n] for s in starts], axis=1)  # [N, S, n]
-    segs = segs - segs.mean(axis=-1, keepdims=True)
-    p = np.abs(np.fft.rfft(segs * win, axis=-1)) ** 2 / (sample_rate * np.sum(win ** 2))
-    p[..., 1:(n + 1) // 2] *= 2.0  # one-sided: fold the negative frequencies (not DC, not Nyquist)
-    return np.fft.rfftfreq(n, 1.0 / sample_rate), p.mean(axis=(0, 1))
-
-
-def spectral_flatness(psd: np.ndarray) -> float:
-    """Geometric over arithmetic mean of a power spectrum without its DC bin (1 = white)."""
-    p = np.maximum(np.asarray(psd, np.float64)[1:], 1e-30)
-    return float(np.exp(np.mean(np.log(p))) / np.mean(p))
-
-
-def octave_band_powers(freqs: np.ndarray, psd: np.ndarray) -> list[dict]:
-    """Mean PSD per octave band (edges centre/√2 .. centre·√2, capped at Nyquist); empty bands dropped."""
-    nyq = freqs[-1]
-    bands = []
-    for c in OCTAVE_CENTRES_HZ:
-        lo, hi = c / np.sqrt(2.0), min(c * np.sqrt(2.0), nyq)
-        sel = (freqs >= lo) & (freqs < hi) if hi < nyq else (freqs >= lo) & (freqs <= hi)
-        if lo < nyq and sel.any():
-            bands.append({"centre_hz": c, "low_hz": float(lo), "high_hz": float(hi),
-                          "power": float(np.mean(psd[sel]))})
-    return bands
-
-
-def compare_to_target(wave_NxT: np.ndarray, target_NxT: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict:
-    """Level, spectral flatness and per-octave-band PSD deviation (dB) of a noise from its target.
-
-    Both are first brought to the same total power, so the band deviations describe the
-    spectral shape only (0 dB everywhere = the target's shape).
-    """
-    w = np.asarray(wave_NxT, np.float64)
-    t = np.asarray(target_NxT, np.float64)
-    t = t * np.sqrt(np.mean(w ** 2) / max(np.mean(t ** 2), 1e-30))
-    f, pw = welch_psd(w, sample_rate)
-    _, pt = welch_psd(t, sample_rate)
-    bands = []
-    for bw, bt in zip(octave_band_powers(f, pw), octave_band_powers(f, pt)):
-        bands.append({"centre_hz": bw["centre_hz"], "low_hz": bw["low_hz"], "high_hz": bw["high_hz"],
-                      "deviation_db": float(10 * np.log10(max(bw["power"], 1e-30) / max(bt["power"], 1e-30)))})
-    dev = np.array([b["deviation_db"] for b in bands])
-    return {"rms_dbfs": float(levels.rms_dbfs(w.reshape(-1))),
-            "spectral_flatness": spectral_flatness(pw), "target_spectral_flatness": spectral_flatness(pt),
-            "octave_bands": bands, "max_abs_band_deviation_db": float(np.max(np.abs(dev))),
-            "rms_band_deviation_db": float(np.sqrt(np.mean(dev ** 2)))}
+from maskgan_jax import audio, gan, gan_export, gan_load, levels, quality, results
+from maskgan_jax.vocab import SAMPLE_RATE
 
 
 def crossfade_concat(clips_NxT: np.ndarray, fade: int) -> np.ndarray:
@@ -102,22 +44,15 @@ def crossfade_concat(clips_NxT: np.ndarray, fade: int) -> np.ndarray:
     return out
 
 
-def _sample(sample_fn, key: jax.Array, n: int, chunk: int = 16) -> np.ndarray:
-    gen = jax.jit(sample_fn, static_argnums=1)
-    parts, done = [], 0
-    while done < n:
-        b = min(chunk, n - done)
-        parts.append(np.asarray(gen(jax.random.fold_in(key, done), b)))
-        done += b
-    return np.concatenate(parts)
-
-
 def generate_noise(workdir: str, out: str, num_clips: int | None = None, seconds: float | None = None,
                    spl_db: float = 45.0, allow_above_comfort: bool = False, seed: int = 0,
                    fullscale_spl: float = 90.0, crossfade_ms: float = 50.0, step: int | None = None,
-                   target_dir: str | None = None) -> dict:
+                   target_dir: str | None = None, gate_clips: int = 32, gate_classifier: bool = True) -> dict:
     """Writes MaskGAN noise at ``spl_db`` dB SPL: ``num_clips`` wavs into folder ``out``, or one
-    ``seconds``-long cross-faded stream to the wav ``out``; returns (and writes as JSON) the report."""
+    ``seconds``-long cross-faded stream to the wav ``out``; returns (and writes as JSON) the report.
+
+    The report's ``quality`` is the noise-quality gate of ``gate_clips`` generated clips against
+    as many target clips (0: none); ``gate_passed`` its verdict."""
     if (num_clips is None) == (seconds is None):
         raise ValueError("give exactly one of num_clips (separate clips) or seconds (one stream)")
     if num_clips is not None and num_clips < 1:
@@ -126,7 +61,7 @@ def generate_noise(workdir: str, out: str, num_clips: int | None = None, seconds
         raise ValueError(f"seconds={seconds} must be > 0")
     # Checked before any work: the comfort limit is a hard rule, not a warning.
     levels.scale_to_spl(np.ones(4, np.float32), spl_db, fullscale_spl, allow_above_comfort)
-    sample_fn, info = gan.load_noise_sampler(workdir, step)
+    sample_fn, info = gan_load.load_noise_sampler(workdir, step)
     config = gan.GanConfig.from_json(info["config"])
     t = config.slice_len
     key = jax.random.key(seed)
@@ -137,7 +72,7 @@ def generate_noise(workdir: str, out: str, num_clips: int | None = None, seconds
     else:
         total = int(round(seconds * SAMPLE_RATE))
         n = max(1, -(-(total - fade) // (t - fade)))
-    clips = _sample(sample_fn, k_gen, n)
+    clips = gan_export.sample_clips(sample_fn, k_gen, n)
     if not np.isfinite(clips).all():
         raise FloatingPointError(f"the generator in {workdir} (step {info['step']}) produced non-finite samples")
     files = []
@@ -160,16 +95,21 @@ def generate_noise(workdir: str, out: str, num_clips: int | None = None, seconds
         written = stream[None]
     # What was written, read back as 16-bit PCM: the level report is of the file itself.
     pcm = np.concatenate([audio.load_audio(f, SAMPLE_RATE) for f in files])
+    folder = gan_load.target_folder(config, workdir, target_dir) if config.target.startswith("dir:") else None
     target = np.asarray(jax.jit(lambda k: gan.sample_target(config, k, min(max(n, 4), 64)))(k_target)) \
-        if not config.target.startswith("dir:") else \
-        gan.load_corpus(gan.target_folder(config, workdir, target_dir), t)[None]
+        if folder is None else gan.load_corpus(folder, t)[None]
     report = {"kind": "noise", "workdir": os.path.abspath(workdir), "step": info["step"], "seed": seed,
               "target": config.target, "spl_db": float(spl_db), "fullscale_spl": fullscale_spl,
               "allow_above_comfort": bool(allow_above_comfort),
               "above_comfort": bool(spl_db > levels.COMFORT_LIMIT_SPL),
               "mode": "clips" if num_clips is not None else "stream", "num_clips": n,
               "seconds": float(written.size / SAMPLE_RATE), "files": files, "crossfade_ms": crossfade_ms,
-              **compare_to_target(pcm, target)}
+              **quality.compare_to_target(pcm, target)}
+    if gate_clips:
+        g = clips[:gate_clips] if n >= gate_clips else gan_export.sample_clips(sample_fn, jax.random.fold_in(k_gen, n), gate_clips)
+        t_gate = gan_export.target_clips(config, jax.random.fold_in(k_target, 1), gate_clips, folder)
+        report["quality"] = quality.gate(g, t_gate, seed=seed, classifier=gate_classifier)
+        report["gate_passed"] = report["quality"]["passed"]
     report["measured_spl_db"] = float(levels.dbfs_to_spl(report["rms_dbfs"], fullscale_spl))
     report["peak_dbfs"] = float(20 * np.log10(max(np.max(np.abs(pcm)), 1e-12)))
     results.write_text_atomic(report_path, json.dumps(report, indent=1))
@@ -185,4 +125,6 @@ def format_report(report: dict) -> str:
              f"{report['target_spectral_flatness']:.3f})",
              "octave band deviation from the target (dB): " + ", ".join(
                  f"{b['centre_hz']:g} Hz {b['deviation_db']:+.1f}" for b in report["octave_bands"])]
+    if "quality" in report:
+        lines.append(quality.format_gate(report["quality"]))
     return "\n".join(lines)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from maskgan_jax import audio, gan, keys, levels, noise as ref_noise
+from maskgan_jax import audio, gan, gan_load, keys, levels, noise as ref_noise
 from maskgan_jax.vocab import NOISE_KINDS_WITH_PATH, REFERENCE_NOISES, SAMPLE_RATE
 
 REFERENCE = {"white": ref_noise.white, "pink": ref_noise.pink, "brown": ref_noise.brown}
@@ -98,7 +98,7 @@ def _reference(spec: NoiseSpec, length: int) -> NoiseSource:
 def _gan(spec: NoiseSpec, length: int) -> NoiseSource:
     if not os.path.isdir(spec.path):
         raise ValueError(f"--noise=gan:{spec.path}: no such MaskGAN workdir")
-    sample_fn, info = gan.load_noise_sampler(spec.path)
+    sample_fn, info = gan_load.load_noise_sampler(spec.path)
     out = jax.eval_shape(lambda k: sample_fn(k, 1), jax.random.key(0))
     slice_len = int(out.shape[-1])
     # A generator with shorter slices fills the clip with consecutive independent slices.

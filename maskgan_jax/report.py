@@ -269,8 +269,7 @@ def _randomness_statements(s: dict) -> list[str]:
 # --------------------------------------------------------------------------- markdown
 
 def _task_tables(s: dict, task: str) -> list[str]:
-    cells, ref = s["cells"], s["ref_level"]
-    t = s["tasks"][task]
+    cells, t = s["cells"], s["tasks"][task]
     L = [f"## {task}: {task_title(task)}", ""]
     if t["bia"]:
         chance = _chance(cells, task)
@@ -316,7 +315,6 @@ def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None,
              sections: Sequence[str] = ()) -> str:
     """The report's text: what was run, glossary, per-task tables, utility, randomness, RTMR,
     frontier, statements, extra sections, figures, run facts."""
-    cells, ref = s["cells"], s["ref_level"]
     run_info = run_info or {}
     prov = run_info.get("provenance")
     figures = figures or {}

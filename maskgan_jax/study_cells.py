@@ -109,9 +109,13 @@ def cell_env(cfg: StudyConfig, out_dir: str, stores: dict, gan_info: dict | None
 
     def cell_fp(c: Cell) -> str:
         a = attack_config(c).to_json()
+        # Paths name where the GAN lives, not what it is (a copied study folder stays valid):
+        # its identity enters through the GAN's fingerprint.
         a["noise"] = c.noise
+        a["invert_gan"] = "gan" if a.get("invert_gan") else ""
+        knows_gan = c.noise == "gan" or c.adversary == "invert"
         return results.fingerprint({"cell": c.id, "attack": a, "store": stores[c.task].fingerprint,
-                            "gan": gan_info["fingerprint"] if c.noise == "gan" else None})
+                                    "gan": gan_info["fingerprint"] if knows_gan and gan_info else None})
 
     def extra(c: Cell) -> dict:
         return {"study": cfg.name, "speech_spl": cfg.speech_spl, "corpus": stores[c.task].name,

@@ -117,12 +117,12 @@ def test_noise_folder_is_calibrated_broken_files_reported_and_segments_are_per_e
 
 
 def test_gan_source_fills_the_clip_with_fresh_generator_slices(tmp_path, monkeypatch):
-    from maskgan_jax import gan
+    from maskgan_jax import gan_load
 
     def fake_loader(workdir):   # a "generator" whose slices are shorter than the clip
         return (lambda key, batch: jax.random.normal(key, (batch, 1000))), {"step": 3}
 
-    monkeypatch.setattr(gan, "load_noise_sampler", fake_loader)
+    monkeypatch.setattr(gan_load, "load_noise_sampler", fake_loader)
     src = masking.make_source(f"gan:{tmp_path}", 2500)
     assert src.info["slices_per_clip"] == 3 and src.info["step"] == 3
     out = np.asarray(src.fn((), keys.per_example(jax.random.key(0), jnp.arange(2))))

@@ -1,5 +1,4 @@
 """The attackers' training recipe: step plan, schedule, augmentation, the probe-started readout, rooms."""
-import dataclasses
 
 import jax
 import jax.numpy as jnp

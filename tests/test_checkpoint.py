@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.configs.maskgan import get_config
-from maskgan_jax import checkpoint, gan
+from maskgan_jax import checkpoint, gan, gan_load
 
 
 def test_round_trip_and_keep_last_k(tmp_path):
@@ -37,13 +37,17 @@ def test_resumed_run_ends_with_the_same_parameters(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert int(resumed["step"]) == 4
     lines = [json.loads(x) for x in open(tmp_path / "cut" / gan.METRICS_FILE)]
+    quality_steps = [r["step"] for r in lines if r["kind"] == "quality"]
+    lines = [r for r in lines if r["kind"] == "train"]
     assert [r["step"] for r in lines] == [1, 2, 3, 4]
     assert all(np.isfinite(r["d_loss"]) and r["steps_per_s"] > 0 and "eta_s" in r for r in lines)
+    # Noise-quality measures at every checkpoint: step 2, the pre-emption at 3 and the end.
+    assert quality_steps == [2, 3, 4]
     mngr = checkpoint.manager(tmp_path / "cut" / gan.CHECKPOINT_DIR)
     assert sorted(mngr.all_steps()) == [3, 4]
     mngr.close()
     # The generator of the finished run, as the attack code loads it.
-    sample_fn, info = gan.load_noise_sampler(str(tmp_path / "cut"))
+    sample_fn, info = gan_load.load_noise_sampler(str(tmp_path / "cut"))
     assert info["step"] == 4 and info["config"]["dim"] == 4
     x = jax.jit(sample_fn, static_argnums=1)(jax.random.key(0), 3)
     assert x.shape == (3, 16384) and x.dtype == jnp.float32

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.configs.maskgan import get_config
-from maskgan_jax import gan, parallel
+from maskgan_jax import gan, gan_load, parallel
 from maskgan_jax.models import wavegan
 
 CORPUS = jnp.zeros((1,), jnp.float32)
@@ -161,10 +161,10 @@ def test_a_dir_target_read_from_config_json_stays_inside_the_workdir(tmp_path):
     wd = tmp_path / "run"
     (wd / "noise").mkdir(parents=True)
     cfg = gan.GanConfig(target="dir:noise")
-    assert gan.target_folder(cfg, str(wd)) == str(wd / "noise")
+    assert gan_load.target_folder(cfg, str(wd)) == str(wd / "noise")
     for escaping in ("dir:../elsewhere", "dir:noise/../../elsewhere", f"dir:{tmp_path}/elsewhere"):
         with pytest.raises(ValueError, match="outside the workdir.*--target_dir"):
-            gan.target_folder(gan.GanConfig(target=escaping), str(wd))
+            gan_load.target_folder(gan.GanConfig(target=escaping), str(wd))
     # A folder outside is used only when the caller names it.
-    assert gan.target_folder(gan.GanConfig(target=f"dir:{tmp_path}/elsewhere"), str(wd),
+    assert gan_load.target_folder(gan.GanConfig(target=f"dir:{tmp_path}/elsewhere"), str(wd),
                              given=str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere")

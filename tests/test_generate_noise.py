@@ -8,7 +8,7 @@ import soundfile as sf
 from scipy import signal
 
 from experiments.configs.maskgan import get_config
-from maskgan_jax import gan, gan_generate, levels
+from maskgan_jax import gan, gan_generate, levels, quality
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +69,20 @@ def test_report_against_target_spectra():
     rng = np.random.default_rng(1)
     white = rng.standard_normal((8, 32768))
     target = rng.standard_normal((8, 32768))
-    rep = gan_generate.compare_to_target(white, target)
+    rep = quality.compare_to_target(white, target)
     assert rep["max_abs_band_deviation_db"] < 1.0
     assert rep["spectral_flatness"] == pytest.approx(rep["target_spectral_flatness"], abs=0.02)
     # A 1 kHz low-passed noise: the bands above are far below the white target's.
     b, a = signal.butter(6, 1000, fs=16000)
     low = signal.lfilter(b, a, white, axis=1)
-    rep = gan_generate.compare_to_target(low, target)
+    rep = quality.compare_to_target(low, target)
     by_c = {b["centre_hz"]: b["deviation_db"] for b in rep["octave_bands"]}
     assert by_c[4000.0] < -30 and by_c[250.0] > 5 and rep["spectral_flatness"] < 0.2
     # The Welch spectrum is scipy's; its flatness agrees with scipy's geometric/arithmetic means.
     from scipy import stats
-    f, p = gan_generate.welch_psd(low)
+    f, p = quality.welch_psd(low)
     f_ref, p_ref = signal.welch(low, fs=16000, nperseg=1024)
     np.testing.assert_allclose(f, f_ref)
     np.testing.assert_allclose(p, p_ref.mean(axis=0), rtol=1e-7)
-    assert gan_generate.spectral_flatness(p) == pytest.approx(stats.gmean(p[1:]) / np.mean(p[1:]), rel=1e-9)
+    assert quality.spectral_flatness(p) == pytest.approx(stats.gmean(p[1:]) / np.mean(p[1:]), rel=1e-9)
     assert levels.COMFORT_LIMIT_SPL == 45.0

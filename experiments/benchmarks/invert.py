@@ -62,15 +62,10 @@ def untrained_generator(dim: int = DIM, slice_len: int = SLICE, seed: int = 0):
 
 def trained_generator(workdir: str, step: int | None = None):
     """(generator_fn, params, info) of a MaskGAN run's restored generator."""
-    from maskgan_jax import checkpoint, gan
-    config = gan.read_config(workdir)
-    mngr = checkpoint.manager(os.path.join(workdir, gan.CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints)
-    try:
-        got, state, _ = checkpoint.restore(mngr, gan.abstract_state(config), step)
-    finally:
-        mngr.close()
+    from maskgan_jax import gan, gan_load
+    config, g_params, got = gan_load.load_generator(workdir, step)
     gen, _ = gan.models(config)
-    return inv.wavegan_generator_fn(gen), state["g_params"], {
+    return inv.wavegan_generator_fn(gen), g_params, {
         "generator": "trained", "workdir": os.path.abspath(workdir), "step": int(got),
         "dim": config.dim}
 

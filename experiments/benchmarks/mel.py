@@ -52,7 +52,6 @@ def _naive_mel(sample_rate, n_fft, hop, n_mels):
 def mel_suite(ctx: common.Context) -> list[dict]:
     """JAX mel spectrogram vs librosa.feature.melspectrogram on 64 clips x 32768 samples."""
     import jax
-    import jax.numpy as jnp
     import librosa
 
     from maskgan_jax import features

@@ -12,6 +12,14 @@ Layer table of the reference implementation, channels-last (NWC):
 
 No batch norm; Glorot-uniform kernels, zero biases. The strided and transposed
 convolutions are the matmul forms of `layers` (the same numbers as XLA's convolutions).
+
+Beyond the reference, two options let the critic see diversity across clips (both off by
+default, and then the critic is the reference's): PacGAN packing (Lin et al. 2018), where
+``pack`` consecutive clips enter the critic together as channels and get one score, and
+ProGAN's minibatch standard deviation (Karras et al. 2018), one extra feature channel before
+the output layer holding the across-group spread of the last convolution's features. A
+critic that judges clips one at a time cannot reject a generator that ignores its latent:
+one fixed realisation of white noise is a perfectly typical white clip.
 """
 from __future__ import annotations
 
@@ -73,6 +81,59 @@ def phase_shuffle(x_BxLxC: jax.Array, key: jax.Array, rad: int = PHASE_SHUFFLE_R
     return jax.lax.dynamic_slice_in_dim(padded, rad - shift, length, axis=1)
 
 
+def minibatch_stddev(x_BxLxC: jax.Array, group: int) -> jax.Array:
+    """Appends ProGAN's minibatch-stddev channel: the mean over features of the std across each group.
+
+    Groups are strided (members i, i + B/g, ...), as in ProGAN; ``group`` must divide the batch.
+    """
+    b, length, c = x_BxLxC.shape
+    g = min(group, b)
+    if b % g:
+        raise ValueError(f"minibatch stddev: group {g} does not divide the critic batch {b}")
+    y = x_BxLxC.reshape(g, b // g, length, c)
+    std = jnp.sqrt(jnp.var(y, axis=0) + 1e-8)  # [B/g, L, C]
+    s = jnp.tile(jnp.mean(std, axis=(1, 2)), g)  # [B], member i of group i % (B/g)
+    return jnp.concatenate([x_BxLxC, jnp.broadcast_to(s[:, None, None], (b, length, 1))], axis=-1)
+
+
+def minibatch_correlation(x_BxT: jax.Array, group: int) -> jax.Array:
+    """Per input [B]: the RMS Pearson correlation between the different clips of its group.
+
+    Groups are strided as in `minibatch_stddev`. Independent white clips of T samples give
+    ~1/sqrt(T); one waveform played with any gain or sign gives 1.
+    """
+    b, t = x_BxT.shape
+    g = min(group, b)
+    if b % g:
+        raise ValueError(f"minibatch correlation: group {g} does not divide the critic batch {b}")
+    if g < 2:  # a lone clip has no pair
+        return jnp.zeros((b,), x_BxT.dtype)
+    y = x_BxT.reshape(g, b // g, t)
+    y = y - jnp.mean(y, axis=-1, keepdims=True)
+    y = y * jax.lax.rsqrt(jnp.sum(jnp.square(y), axis=-1, keepdims=True) + 1e-12)
+    c = jnp.einsum("imt,jmt->mij", y, y)  # [B/g, g, g]
+    off = 1.0 - jnp.eye(g, dtype=c.dtype)
+    rho = jnp.sqrt(jnp.sum(jnp.square(c) * off, axis=(1, 2)) / (g * (g - 1)) + 1e-12)
+    return jnp.tile(rho, g)
+
+
+def log_spectrum_stats(x_BxT: jax.Array, frame: int) -> jax.Array:
+    """Per clip [B, 2 * (frame // 2 + 1)]: mean and std over Hann-windowed frames of the log power spectrum."""
+    b, t = x_BxT.shape
+    n = t // frame
+    win = 0.5 - 0.5 * jnp.cos(2 * jnp.pi * jnp.arange(frame) / frame)
+    frames = x_BxT[:, :n * frame].reshape(b, n, frame) * win
+    # Floor 30 dB below the power per bin of white noise at RMS 1: bounded gradients for near-silent bins.
+    p = jnp.log(jnp.square(jnp.abs(jnp.fft.rfft(frames, axis=-1))) / (0.375 * frame) + 1e-3)
+    return jnp.concatenate([jnp.mean(p, axis=1), jnp.std(p, axis=1)], axis=-1)
+
+
+def amplitude_cdf(x_BxT: jax.Array, points: int, span: float = 3.0, width: float = 0.1) -> jax.Array:
+    """Per clip [B, points]: a smooth empirical CDF of the sample values at ``points`` levels in [-span, span]."""
+    levels = jnp.linspace(-span, span, points)
+    return jnp.mean(jax.nn.sigmoid((levels[None, None, :] - x_BxT[..., None]) / width), axis=1)
+
+
 def flops_per_clip(dim: int, slice_len: int) -> dict:
     """Multiply-add FLOPs (2 per MAC) of one clip through the generator and the critic (forward)."""
     mul = 16 if slice_len == 16384 else 32
@@ -98,14 +159,24 @@ def _block(cin: int) -> int:
 
 
 class Generator(nn.Module):
-    """WaveGAN generator: latent [B, 100] -> waveform [B, slice_len] in [-1, 1]."""
+    """WaveGAN generator: latent [B, 100] -> waveform [B, slice_len] in [-1, 1].
+
+    ``antisymmetric`` outputs (g(z) - g(-z)) / 2 of the reference network g: an odd function
+    of the (symmetric) latent, so the mean clip over latents is exactly zero. The reference
+    network's ReLUs give every clip a large shared component, the same waveform whatever
+    z; a per-clip critic cannot see it, and it is what the collapsed MaskGAN played.
+    """
     dim: int = 64
     slice_len: int = 32768
     latent_dim: int = LATENT_DIM
     kernel_init: Callable = nn.initializers.glorot_uniform()
+    antisymmetric: bool = False
 
     @nn.compact
     def __call__(self, z_BxZ: jax.Array) -> jax.Array:
+        b = z_BxZ.shape[0]
+        if self.antisymmetric:
+            z_BxZ = jnp.concatenate([z_BxZ, -z_BxZ])  # one pass of the network for both signs
         table = generator_layers(self.dim, self.slice_len)
         mul = 16 if self.slice_len == 16384 else 32
         x = nn.Dense(16 * mul * self.dim, kernel_init=self.kernel_init, name="dense")(z_BxZ)
@@ -114,22 +185,50 @@ class Generator(nn.Module):
             x = layers.ConvTranspose1D(cout, KERNEL, stride, kernel_init=self.kernel_init, block=_block(x.shape[-1]),
                                        name=f"upconv_{i}")(x)
             x = nn.relu(x) if i < len(table) - 1 else jnp.tanh(x)
+        if self.antisymmetric:
+            return 0.5 * (x[:b, :, 0] - x[b:, :, 0])
         return x[..., 0]
 
 
 class Critic(nn.Module):
-    """WaveGAN critic: waveform [B, slice_len] -> score [B] (a WGAN critic: no sigmoid)."""
+    """WaveGAN critic: waveform [B, slice_len] -> score [B // pack] (a WGAN critic: no sigmoid).
+
+    ``pack`` > 1 scores each run of ``pack`` consecutive clips jointly (PacGAN);
+    ``mbstd_group`` > 0 adds the minibatch-stddev channel over groups of that many inputs;
+    ``corr_group`` > 0 adds a channel holding the log of `minibatch_correlation` over groups
+    of that many clips (averaged over a packed input's clips); ``spectral_frame`` > 0 adds a second
+    head, a small MLP on `log_spectrum_stats` of each clip (frames of that many samples),
+    whose score is added to the convolutional critic's (a fixed spectral front end, as in
+    multi-resolution STFT discriminators, gives the generator a gradient for every band);
+    ``amplitude_points`` > 0 adds `amplitude_cdf` at that many levels to that head's input (or
+    makes the head with it alone); ``spectral_level`` is the RMS of real clips, which that
+    head's input is divided by.
+    """
     dim: int = 64
     slice_len: int = 32768
     phase_shuffle_rad: int = PHASE_SHUFFLE_RAD
     kernel_init: Callable = nn.initializers.glorot_uniform()
+    pack: int = 1
+    mbstd_group: int = 0
+    corr_group: int = 0
+    spectral_frame: int = 0
+    amplitude_points: int = 0
+    spectral_level: float = 0.1
 
     @nn.compact
     def __call__(self, x_BxT: jax.Array, shuffle_key: jax.Array | None = None) -> jax.Array:
         """Scores a batch; ``shuffle_key`` None turns phase shuffle off (evaluation)."""
         if x_BxT.ndim != 2 or x_BxT.shape[1] != self.slice_len:
             raise ValueError(f"Critic expects [batch, {self.slice_len}] audio, got {x_BxT.shape}")
-        x = x_BxT[..., None]
+        if x_BxT.shape[0] % self.pack:
+            raise ValueError(f"Critic with pack={self.pack} needs a batch that it divides, got {x_BxT.shape[0]}")
+        # Packed clips become channels: [B / pack, T, pack].
+        x = x_BxT.reshape(-1, self.pack, self.slice_len).transpose(0, 2, 1)
+        if self.corr_group > 0:
+            # On a log scale (independent clips ~ -5, one waveform 0): the output layer needs no
+            # large weight, which Adam would take thousands of steps to grow, to act on it.
+            rho = jnp.log(jnp.mean(minibatch_correlation(x_BxT, self.corr_group).reshape(-1, self.pack), axis=1)
+                          + 1e-6)
         keys = jax.random.split(shuffle_key, 4) if shuffle_key is not None else None
         for i, (cout, stride) in enumerate(critic_layers(self.dim, self.slice_len)):
             x = layers.ConvStrided1D(cout, KERNEL, stride, kernel_init=self.kernel_init,
@@ -137,5 +236,23 @@ class Critic(nn.Module):
             x = nn.leaky_relu(x, 0.2)
             if i < 4 and keys is not None:
                 x = phase_shuffle(x, keys[i], self.phase_shuffle_rad)
+        if self.mbstd_group > 0:
+            x = minibatch_stddev(x, self.mbstd_group)
+        if self.corr_group > 0:
+            x = jnp.concatenate([x, jnp.broadcast_to(rho[:, None, None], (*x.shape[:2], 1))], axis=-1)
         x = x.reshape(x.shape[0], -1)
-        return nn.Dense(1, kernel_init=self.kernel_init, name="logit")(x)[:, 0]
+        score = nn.Dense(1, kernel_init=self.kernel_init, name="logit")(x)[:, 0]
+        if self.spectral_frame > 0 or self.amplitude_points > 0:
+            # Scaled by the real clips' level, not each clip's own: a per-clip normalisation has
+            # gradients ~1/RMS, which blew the gradient penalty up for near-silent early clips.
+            unit = x_BxT / self.spectral_level
+            feats = []
+            if self.spectral_frame > 0:
+                feats.append(log_spectrum_stats(unit, self.spectral_frame))
+            if self.amplitude_points > 0:
+                feats.append(amplitude_cdf(unit, self.amplitude_points))
+            s = jnp.concatenate(feats, axis=-1)
+            s = nn.leaky_relu(nn.Dense(16 * self.dim, kernel_init=self.kernel_init, name="spectral_hidden")(s), 0.2)
+            s = nn.Dense(1, kernel_init=self.kernel_init, name="spectral_logit")(s)[:, 0]
+            score = score + jnp.mean(s.reshape(-1, self.pack), axis=1)
+        return score
