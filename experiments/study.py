@@ -15,6 +15,7 @@ from absl import app, flags
 
 from experiments import cli
 
+from experiments.configs import maskgan as maskgan_configs
 from experiments.configs import study as study_configs
 
 FLAGS = flags.FLAGS
@@ -37,7 +38,10 @@ flags.DEFINE_bool("allow_above_comfort", None, "Allow levels above the 45 dB SPL
                   "(research sweeps; such cells are marked in the report).")
 flags.DEFINE_string("data_root", None, "paper config: folder holding fma/, common_voice/, ravdess/, "
                     "speech_commands/.")
-flags.DEFINE_string("gan_workdir", None, "Use this trained MaskGAN instead of training one in OUT/maskgan.")
+flags.DEFINE_string("gan_workdir", None, "Use this MaskGAN (a training workdir or an exported generator "
+                    "folder) as it is, instead of the config's.")
+flags.DEFINE_bool("retrain_gan", False, "Train the MaskGAN from scratch into OUT/maskgan (the default config's "
+                  "recipe, cpu_quality: about 40 minutes on a 2-core CPU) instead of using the packaged one.")
 
 
 def _floats(values, name):
@@ -75,9 +79,13 @@ def build_config():
         cfg = dataclasses.replace(study_configs.paper(FLAGS.data_root), **over)
     else:
         cfg = study_configs.get(FLAGS.config, **over)
+    if FLAGS.gan_workdir and FLAGS.retrain_gan:
+        raise app.UsageError("--gan_workdir and --retrain_gan exclude each other: use a MaskGAN or train one")
     if FLAGS.gan_workdir:
         # A trained MaskGAN is used as it is: the study trains none.
         cfg = dataclasses.replace(cfg, gan=None, gan_workdir=FLAGS.gan_workdir)
+    if FLAGS.retrain_gan:
+        cfg = dataclasses.replace(cfg, gan=cfg.gan or maskgan_configs.get_config("cpu_quality"), gan_workdir="")
     return cfg
 
 

@@ -1,7 +1,8 @@
 """The study's report (the text half): what was run, the numbers, plain statements, report.md.
 
 The numbers come from `report_summary.summarize` over whatever cell and randomness records
-exist; the figures from `report_plots`; what was run from the study's provenance facts.
+exist; the figures from `report_plots`; what was run, the glossary and the MaskGAN's gate from
+`report_setup` over the study's provenance facts.
 Every statement is computed from the numbers and scoped to the setup that produced them;
 a statement about a statistic that is undefined says why instead.
 """
@@ -12,42 +13,12 @@ import os
 from typing import Iterable, Sequence
 
 from maskgan_jax import metrics, report_plots, results
-from maskgan_jax.levels import COMFORT_LIMIT_SPL, DEFAULT_FULLSCALE_SPL
+from maskgan_jax.levels import COMFORT_LIMIT_SPL
+from maskgan_jax.report_setup import (gan_quality_lines, gate_failures, glossary_lines, provenance_lines, scope,
+                                      table, task_title)
 from maskgan_jax.report_summary import (RTMR_LABELS, SPF_OK, RandomnessKey, RowKey, summarize, verdict)
-from maskgan_jax.vocab import (LAYOUT_TITLES, PRIVACY_TASKS, TASK_LAYOUTS, TASK_TITLES,
-                               UTILITY_TASK, adversary_rank, noise_rank)
+from maskgan_jax.vocab import PRIVACY_TASKS, UTILITY_TASK, adversary_rank, noise_rank
 
-PAPER = ("O. Ibitoye, A. Matrawy, O. Shafiq, \"A GAN-based Approach for Mitigating Inference Attacks in "
-         "Smart Home Environment\", arXiv:2011.06725, 2020 (\"the paper\"; its Figs. 3, 6–8, 9–11, 13 and "
-         "14 are the figures numbered the same here)")
-DATASETS = {
-    "fma": "FMA (Defferrard et al., ISMIR 2017; fma_small + fma_metadata; audio under the tracks' "
-           "Creative Commons licences, metadata CC BY 4.0) — music genre",
-    "common_voice": "Common Voice (Ardila et al., LREC 2020; Mozilla; CC0) — speaker age, gender, accent",
-    "ravdess": "RAVDESS (Livingstone & Russo, PLoS ONE 2018; Zenodo 10.5281/zenodo.1188976; "
-               "CC BY-NC-SA 4.0) — speech emotion",
-    "speech_commands": "Speech Commands v0.02 (Warden, arXiv:1804.03209, 2018; CC BY 4.0) — command "
-                       "recognition (utility)",
-}
-GLOSSARY = [
-    ("BIA", "baseline inference accuracy: the attacker's accuracy on clean (unmasked) audio"),
-    ("MIA", "mitigated inference accuracy: the attacker's accuracy on masked audio"),
-    ("reduction", "(BIA − MIA) / BIA: the share of the attack's accuracy the masking removes "
-                  "(0: none, 1: all, negative: the attack got better)"),
-    ("worst case", "per task, noise and level, the adversary and attacker family with the highest MIA; "
-                   "its reduction is against the strongest clean attacker (highest BIA)"),
-    ("SPF", "semantic preservation factor: command-recogniser accuracy on masked / clean commands; "
-            "each adversary's SPF uses that adversary's own recogniser"),
-    ("static / adaptive / denoise", "adversaries: trained on clean audio / trained on audio masked with "
-                                    "the same noise / trained and tested through a denoising front end"),
-    ("probe", "logistic regression on log-mel statistics: the floor every neural attacker should clear"),
-    ("WW", "Wald–Wolfowitz runs test (median cutoff) on int16 PCM; p-value 0–1, high = looks random"),
-    ("CS", "Cox–Stuart trend test on int16 PCM; p-value 0–1"),
-    ("RTMR", "randomness-to-mitigation relation: correlation of the masked audio's randomness score "
-             "with the worst-case reduction, over tasks, noises and levels"),
-    ("95 % interval", "a bootstrap that resamples speakers / actors / artists (the fold groups) over "
-                      "the pooled per-example test outcomes; paired comparisons resample the same groups"),
-]
 WW_ZERO = 1e-6   # mean runs-test p-values below this are "0" for every practical purpose
 RQ_TITLES = {
     "RQ1": "RQ1 — Does masking noise defeat the inference attacks, and is GAN noise better than "
@@ -68,85 +39,10 @@ def _fmt(e, digits: int = 3) -> str:
     return f"{float(e):.{digits}f}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return lines
-
-
 def _who(key) -> str:
     """'adaptive CRNN' for a cell key."""
     return f"{key.adversary} {key.model.upper() if key.model != 'probe' else 'probe'}"
 
-
-def task_title(task: str) -> str:
-    """'speech emotion (RAVDESS layout)'."""
-    layout = LAYOUT_TITLES.get(TASK_LAYOUTS.get(task, ""), "")
-    return TASK_TITLES.get(task, task) + (f" ({layout} layout)" if layout else "")
-
-
-# --------------------------------------------------------------------------- what was run
-
-def scope(prov: dict | None) -> str:
-    """One sentence naming the setup every statement is about."""
-    if not prov:
-        return "Scope: the cells in this folder (no provenance recorded)."
-    data = "seeded synthetic stand-in corpora (not the real datasets)" if prov.get("synthetic") else \
-        "the real datasets named above"
-    fam = ", ".join(prov.get("families", [])) or "the attackers run"
-    return (f"Scope: {data}; attackers {fam} ({prov.get('attack_config', '?')} sizes), "
-            f"{prov.get('folds', '?')} folds × {len(prov.get('seeds', [])) or '?'} seed(s); noise levels "
-            f"{', '.join(f'{lv:g}' for lv in prov.get('levels', []))} dB SPL against speech at "
-            f"{prov.get('speech_spl', 60):g} dB SPL. Nothing here is a statement about other data or attackers.")
-
-
-def provenance_lines(prov: dict | None) -> list[str]:
-    """The report's opening: what was run and what it may claim."""
-    if not prov:
-        return ["No provenance was recorded for these cells.", ""]
-    L = []
-    if prov.get("synthetic"):
-        L += ["> **Synthetic data.** Every corpus below is a seeded synthetic stand-in in the public "
-              "layout (`maskgan_jax/data/synthetic*.py`), not the real dataset: the figures show how the "
-              "pipeline behaves, not how masking fares on real speech and music.", ""]
-    L += ["### Data", ""]
-    rows = []
-    for c in prov.get("corpora", []):
-        origin = (f"synthetic ({c.get('generator', '?')}, seed {c.get('seed', '?')}, size {c.get('size', '?')})"
-                  if c.get("synthetic") else f"real, `{c.get('root', '?')}`")
-        rows.append([c["task"], task_title(c["task"]), origin, str(c.get("items", "?")), str(c.get("broken", 0))])
-    L += _table(["task", "what", "corpus", "clips", "files left out"], rows) + [""]
-    g = prov.get("gan")
-    if g:
-        L += ["### MaskGAN", "", f"- {g.get('summary', '')}"]
-        if g.get("quality"):
-            q = g["quality"]
-            L.append(f"- Noise-quality gate: **{'passed' if q.get('passed') else 'FAILED'}** "
-                     f"({q.get('line', '')}); see *MaskGAN quality* below.")
-        L.append("")
-    L += ["### Attackers and levels", ""]
-    for line in prov.get("attackers", []):
-        L.append(f"- {line}")
-    L += [f"- Cross-validation: {prov.get('folds', '?')} folds grouped by speaker / actor / artist × seeds "
-          f"{prov.get('seeds', [])}.",
-          f"- Levels: masking noise at {', '.join(f'{lv:g}' for lv in prov.get('levels', []))} dB SPL against "
-          f"speech at {prov.get('speech_spl', 60):g} dB SPL (SNR = speech − noise); comfort limit "
-          f"{COMFORT_LIMIT_SPL:g} dB SPL; playback calibration 0 dBFS RMS = "
-          f"{prov.get('fullscale_spl', DEFAULT_FULLSCALE_SPL):g} dB SPL.",
-          f"- Adversaries: {', '.join(prov.get('adversaries', []))}.", ""]
-    return L
-
-
-def glossary_lines() -> list[str]:
-    """The glossary and the citations."""
-    L = ["### Glossary", ""] + [f"- **{k}**: {v}." for k, v in GLOSSARY] + [""]
-    L += ["### Sources", "", f"- {PAPER}.",
-          "- WaveGAN: C. Donahue, J. McAuley, M. Puckette, \"Adversarial Audio Synthesis\", ICLR 2019."]
-    L += [f"- {v}." for v in DATASETS.values()] + [""]
-    return L
-
-
-# --------------------------------------------------------------------------- statements
 
 def statements(s: dict, prov: dict | None = None) -> dict:
     """Plain sentences per research question, each computed from the numbers and scoped."""
@@ -154,7 +50,8 @@ def statements(s: dict, prov: dict | None = None) -> dict:
     rq = {"RQ1": [], "RQ2": [], "RQ3": []}
     if ref is None:
         return {"RQ1": ["No masked cells exist yet."], "RQ2": [], "RQ3": []}
-    gan_ok = (prov or {}).get("gan", {}).get("quality", {}).get("passed", True) if prov else True
+    gan_q = (prov or {}).get("gan", {}).get("quality", {})
+    gan_ok = gan_q.get("passed", True)
     for task in [t for t in PRIVACY_TASKS if t in s["tasks"]]:
         t = s["tasks"][task]
         for ch in cells.channels:
@@ -169,8 +66,9 @@ def statements(s: dict, prov: dict | None = None) -> dict:
         d = s["comparisons"].get((task, "gan", ref, "digital"))
         if d is not None:
             if not gan_ok:
-                rq["RQ1"].append(f"  → {task}: no conclusion about GAN noise: the MaskGAN failed its quality "
-                                 "gate (see *MaskGAN quality*), so its noise is not the paper's.")
+                rq["RQ1"].append(f"  → {task}: no conclusion about GAN noise: the MaskGAN did not converge to "
+                                 f"the noise it imitates — it failed its quality gate ({gate_failures(gan_q)}; "
+                                 "see *MaskGAN quality*), so its noise is not the paper's.")
             else:
                 txt = {"higher": "GAN noise masks better than white noise",
                        "lower": "GAN noise masks worse than white noise",
@@ -275,7 +173,7 @@ def _task_tables(s: dict, task: str) -> list[str]:
         chance = _chance(cells, task)
         L += ["Clean accuracy (BIA) per attacker family" + (f"; the best constant guess scores {chance:.3f}"
                                                                if chance is not None else "") + ":", ""]
-        L += _table(["family", "seed", "channel", "BIA [95 % CI]"],
+        L += table(["family", "seed", "channel", "BIA [95 % CI]"],
                     [[m, str(sd), ch, _fmt(e)] for (m, sd, ch), e in sorted(t["bia"].items())]) + [""]
     if t["worst"]:
         L += ["Privacy against the strongest adversary (worst case over the adversaries and families run):", ""]
@@ -286,7 +184,7 @@ def _task_tables(s: dict, task: str) -> list[str]:
             rows.append([noise, f"{level:g}" + (" (above comfort)" if level > COMFORT_LIMIT_SPL else ""), ch,
                          _who(w["key"]), _fmt(w["mia"]), _fmt(w["reduction"]),
                          "—" if spf is None else f"{_fmt(spf['spf'], 2)} ({spf['model']})"])
-        L += _table(["noise", "level (dB SPL)", "channel", "worst case", "MIA", "reduction vs strongest clean",
+        L += table(["noise", "level (dB SPL)", "channel", "worst case", "MIA", "reduction vs strongest clean",
                      "SPF of that adversary (commands)"], rows) + [""]
     if t["rows"]:
         L += ["Every adversary and family:", ""]
@@ -298,7 +196,7 @@ def _task_tables(s: dict, task: str) -> list[str]:
             rows.append([key.noise, f"{key.level:g}", key.channel, key.adversary, key.model, str(key.seed),
                          _fmt(row["mia"]), _fmt(row["reduction"]),
                          "—" if rr is None or key.channel != "digital" else f"{rr['cs_mean_p']:.3f}"])
-        L += _table(["noise", "level (dB SPL)", "channel", "adversary", "family", "seed", "MIA", "reduction",
+        L += table(["noise", "level (dB SPL)", "channel", "adversary", "family", "seed", "MIA", "reduction",
                      "CS mean p (masked)"], rows) + [""]
     if task == UTILITY_TASK and t["rows"]:
         L += ["On this task lower accuracy under masking is a loss of utility, not a gain in privacy.", ""]
@@ -330,7 +228,7 @@ def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None,
         L += ["## Utility: SPF per adversary", "",
               "Each adversary's command recogniser (trained like that adversary), masked / clean accuracy on "
               "the same commands.", ""]
-        L += _table(["noise", "level (dB SPL)", "channel", "adversary", "recogniser family", "SPF [95 % CI]"],
+        L += table(["noise", "level (dB SPL)", "channel", "adversary", "recogniser family", "SPF [95 % CI]"],
                     [[k.noise, f"{k.level:g}", k.channel, k.adversary, v["model"], _fmt(v["spf"])]
                      for k, v in sorted(s["spf"].items(), key=lambda kv: (kv[0].channel != "digital",
                                                                            noise_rank(kv[0].noise), kv[0].level,
@@ -344,7 +242,7 @@ def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None,
               "recording over the error left after the subtraction (the study knows the clean clip; > 0: the noise "
               "went, < 0: the subtraction added error); recovered: the invert adversary's accuracy minus the static "
               "adversary's on the same clips.", ""]
-        L += _table(["task", "noise", "level (dB SPL)", "family", "noise removed (dB)", "MIA (invert)",
+        L += table(["task", "noise", "level (dB SPL)", "family", "noise removed (dB)", "MIA (invert)",
                      "recovered over static"],
                     [[k.task, k.noise, f"{k.level:g}", k.model,
                       "—" if v.get("noise_reduction_db") is None else f"{v['noise_reduction_db']:.1f}",
@@ -358,13 +256,14 @@ def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None,
               "listener's position, against the listener's reverberant clean speech). STOI and extended STOI "
               "0–1 (1 = as intelligible as clean), wideband PESQ 1.0–4.64 (4.64 = no degradation); 95 % "
               "intervals resample speakers.", ""]
-        L += _table(["channel", "noise", "level (dB SPL)", "STOI", "extended STOI", "PESQ (wideband)", "clips"],
+        L += table(["channel", "noise", "level (dB SPL)", "STOI", "extended STOI", "PESQ (wideband)", "clips"],
                     [[ch, n, f"{lv:g}", _est_fmt(r["stoi"]), _est_fmt(r["estoi"]), _est_fmt(r["pesq_wb"], 2),
                       f"{r['n']}" + (f" ({r['failures']} not scored)" if r.get("failures") else "")]
                      for (ch, n, lv), r in sorted(s["utility"].items(),
                                                   key=lambda kv: (kv[0][0] != "digital", noise_rank(kv[0][1]),
                                                                   kv[0][2]))])
         L.append("")
+    L += gan_quality_lines(prov)
     if s["randomness"] or s["noise_randomness"]:
         L += ["## Randomness", ""]
         rows = []
@@ -377,11 +276,11 @@ def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None,
             rows.append(["(noise alone)", f"{n} at {lv:g} dB SPL", f"{r['ww_mean_p']:.3f}",
                          f"{r.get('ww_mean_abs_z', float('nan')):.1f}", f"{r['cs_mean_p']:.3f}",
                          f"{r['cs_frac_below']:.2f}", str(r["n"])])
-        L += _table(["task", "audio", "WW mean p", "WW mean |z|", "CS mean p", "CS share p<0.05", "clips"], rows)
+        L += table(["task", "audio", "WW mean p", "WW mean |z|", "CS mean p", "CS share p<0.05", "clips"], rows)
         L.append("")
     if s["rtmr"]:
         L += ["## Randomness-to-mitigation relation (RTMR)", ""]
-        L += _table(["adversary", "randomness score", "n", "Pearson r [95 % CI]", "Spearman ρ [95 % CI]"],
+        L += table(["adversary", "randomness score", "n", "Pearson r [95 % CI]", "Spearman ρ [95 % CI]"],
                     [[a, RTMR_LABELS[t], str(r["n"]),
                       "undefined" if r["pearson_r"] is None else _corr(r["pearson_r"], r["pearson_ci95"]),
                       "undefined" if r["spearman_rho"] is None else _corr(r["spearman_rho"], r["spearman_ci95"])]
@@ -391,7 +290,7 @@ def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None,
         L += ["## Privacy–utility–comfort frontier", "",
               "Mean worst-family reduction over the privacy tasks against the same adversary's SPF, per noise "
               f"and level (comfort limit {COMFORT_LIMIT_SPL:g} dB SPL).", ""]
-        L += _table(["adversary", "channel", "noise", "level (dB SPL)", "mitigation", "SPF", "STOI", "comfort"],
+        L += table(["adversary", "channel", "noise", "level (dB SPL)", "mitigation", "SPF", "STOI", "comfort"],
                     [[k.adversary, k.channel, k.noise, f"{k.level:g}", f"{p['mitigation']:.3f}", f"{p['spf']:.3f}",
                       "—" if p.get("stoi") is None else f"{p['stoi']:.3f}",
                       "above limit" if p["above_comfort"] else "ok"]
@@ -423,7 +322,7 @@ def _run_lines(run_info: dict) -> list[str]:
             L.append(f"- **{k}**: {run_info[k]}")
     if run_info.get("stages"):
         L += ["", "Wall time of each stage, from the run that computed it:", ""]
-        L += _table(["stage", "wall time (s)", "status", "computed by the run started"],
+        L += table(["stage", "wall time (s)", "status", "computed by the run started"],
                     [[n, f"{v.get('wall_s', 0):.1f}", v.get("status", ""), v.get("run_started", "")]
                      for n, v in run_info["stages"].items()])
     if run_info.get("versions"):

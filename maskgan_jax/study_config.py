@@ -37,6 +37,8 @@ class StudyConfig:
     denoise_front_end: str = DENOISE_FRONT_END  # the denoising adversary's front end
     gan: Any = None                             # gan.GanConfig (None when no GAN noise is swept)
     gan_workdir: str = ""                       # '' = OUT/maskgan, trained by the study
+    gate_clips: int = 32                        # the MaskGAN's noise-quality gate: clips of each kind ...
+    gate_classifier: bool = True                # ... and whether it trains the two-sample classifier
     randomness_clips: int = 128
     utility_clips: int = 32                     # command clips scored for STOI / PESQ per condition
     utility_levels: tuple = (45.0,)
@@ -64,6 +66,8 @@ class StudyConfig:
             raise ValueError(f"models {missing} have no attack config")
         if "gan" in self.noises and self.gan is None and not self.gan_workdir:
             raise ValueError("noise 'gan' needs a MaskGAN config or a trained gan_workdir")
+        if self.gate_clips < 4:
+            raise ValueError(f"gate_clips={self.gate_clips}: the noise-quality gate needs at least 4 clips")
         if not self.seeds:
             raise ValueError("seeds: at least one seed")
         return self

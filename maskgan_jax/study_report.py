@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import os
 
-from maskgan_jax import attack, audio, gan, report, results
+from maskgan_jax import attack, audio, gan, gan_export, report, results
 from maskgan_jax.data import store, synthetic
 from maskgan_jax.study_cells import read_all_cells
 from maskgan_jax.study_config import StudyConfig
-from maskgan_jax.study_gan import latest_step, gan_workdir
+from maskgan_jax.study_gan import gan_workdir, latest_step, read_quality
 
 
 def _records(out_dir: str, stage: str) -> list[dict]:
@@ -87,10 +87,23 @@ def provenance(cfg: StudyConfig, out_dir: str) -> dict:
         wd = gan_workdir(cfg, out_dir)
         gcfg = _read_json(os.path.join(wd, gan.CONFIG_FILE))
         if gcfg:
-            step = latest_step(wd)
-            out["gan"] = {"summary": f"WaveGAN d={gcfg.get('dim')}, {gcfg.get('slice_len')} samples, batch "
-                                     f"{gcfg.get('batch_size')}, {gcfg.get('loss')}, target {gcfg.get('target')}, "
-                                     f"trained {step} steps (`{os.path.relpath(wd, out_dir)}`)"}
+            q = read_quality(out_dir)
+            what = (f"WaveGAN d={gcfg.get('dim')}, {gcfg.get('slice_len')} samples, batch {gcfg.get('batch_size')}, "
+                    f"{gcfg.get('loss')}, latent {gcfg.get('latent_dim')}, target {gcfg.get('target')}")
+            ex = (q or {}).get("export")
+            if ex:
+                mins = (ex.get("training_seconds") or 0) / 60
+                where = ("the packaged default generator `maskgan_jax/assets/maskgan_default`"
+                         if os.path.realpath(wd) == os.path.realpath(gan_export.DEFAULT_GENERATOR) else f"`{wd}`")
+                out["gan"] = {"summary": f"{what}; {where}, trained {ex.get('step')} steps ({mins:.0f} min) by "
+                                         f"`{ex.get('command')}` at commit {str(ex.get('commit'))[:10]}"}
+            else:
+                out["gan"] = {"summary": f"{what}; trained {latest_step(wd)} steps by this study "
+                                         f"(`{os.path.relpath(wd, out_dir)}`)"}
+            if q:
+                out["gan"]["quality"] = {"passed": q["passed"], "gate": q["gate"], "export_gate": (ex or {}).get("gate"),
+                                         "line": "all measures pass" if q["passed"]
+                                         else "failed: " + ", ".join(q["failed"])}
     return out
 
 

@@ -1,6 +1,9 @@
 """Noise-quality measures against closed forms and outside references (scipy, statsmodels), and the gate's verdicts."""
 import json
 import math
+import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -199,16 +202,13 @@ def test_quick_measures_and_worsening_warnings(white_pair):
 
 
 def test_binary_writes_the_gate_of_a_reference_noise(tmp_path):
-    from absl import flags
-
-    from experiments import noise_quality
+    # In a process of its own: the binaries' absl flags (e.g. --noise) are global to a process.
     out = tmp_path / "pink.json"
-    fl = flags.FLAGS
-    fl(["noise_quality", "--noise=pink", "--num_clips=8", "--slice_len=16384", "--noclassifier", f"--out={out}"])
-    try:
-        noise_quality.main(["noise_quality"])
-    finally:
-        fl.unparse_flags()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([sys.executable, "-m", "experiments.noise_quality", "--noise=pink", "--num_clips=8",
+                          "--slice_len=16384", "--noclassifier", f"--out={out}"], cwd=root, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert run.returncode == 0, run.stderr[-2000:]
     rep = json.loads(out.read_text())
     assert rep["kind"] == "noise_quality" and rep["target"] == "white" and rep["clips"] == [8, 8]
     assert not rep["passed"] and "flatness" in rep["failed"] and "two_sample_auc" not in rep["measures"]

@@ -138,6 +138,34 @@ def test_statements_say_gan_better_when_it_is_and_nothing_when_the_gan_failed_it
     assert "no conclusion about GAN noise" in rq1 and "masks better" not in rq1
 
 
+def test_maskgan_quality_section_shows_the_gate_and_the_statement_names_the_failures(tmp_path):
+    from maskgan_jax import quality
+    rng = np.random.default_rng(3)
+    target = rng.standard_normal((8, 4096)) * 0.1
+    repeated = np.repeat(rng.standard_normal((1, 4096)) * 0.1, 8, axis=0)   # one waveform, eight times
+    gate = quality.gate(repeated, target, classifier=False)
+    assert not gate["passed"] and "clip_correlation" in gate["failed"]
+    prov = {"synthetic": True, "gan": {"summary": "WaveGAN d=4", "quality": {
+        "passed": False, "gate": gate, "line": "failed: " + ", ".join(gate["failed"]),
+        "export_gate": {"passed": False, "failed": ["two_sample_auc"], "clips": [64, 64]}}}}
+    rq1 = "\n".join(report.statements(report_summary.summarize(make_records(gan_gain=0.25), make_randomness()),
+                                      prov)["RQ1"])
+    assert "did not converge" in rq1 and "clip_correlation 1 vs target" in rq1
+    text = open(report.write_report(str(tmp_path), make_records(), make_randomness(), {"provenance": prov},
+                                    plots=False)).read()
+    section = text[text.index("## MaskGAN quality"):]
+    assert "**FAILED**" in section and "mean |correlation| between clips | 1 |" in section
+    assert "on 64 clips with the two-sample classifier: failed (two_sample_auc)" in section
+    assert text.index("## MaskGAN quality") < text.index("## Randomness")
+    # A generator that passes has no failure in its section and allows the GAN statement.
+    ok = quality.gate(rng.standard_normal((8, 4096)) * 0.1, target, classifier=False)
+    prov["gan"]["quality"] = {"passed": ok["passed"], "gate": ok, "line": "all measures pass"}
+    assert ok["passed"]
+    rq1 = "\n".join(report.statements(report_summary.summarize(make_records(gan_gain=0.25), make_randomness()),
+                                      prov)["RQ1"])
+    assert "GAN noise masks better than white noise" in rq1
+
+
 def test_zero_runs_p_values_are_explained_not_compared():
     rand = make_randomness()
     for r in rand:

@@ -67,6 +67,16 @@ def test_config_refuses_loud_levels_unless_allowed():
     dataclasses.replace(cfg, allow_above_comfort=True).validate()
 
 
+def test_default_config_uses_the_packaged_maskgan():
+    from maskgan_jax import gan_export, gan_load
+    cfg = study_configs.default()
+    assert cfg.gan is None and cfg.gan_workdir == gan_export.DEFAULT_GENERATOR
+    assert gan_load.is_exported_generator(cfg.gan_workdir)
+    info = gan_load.export_info(cfg.gan_workdir)
+    assert info["step"] > 0 and info["gate"]["measures"] and info["trained_by"][-1]["command"]
+    assert os.path.getsize(os.path.join(cfg.gan_workdir, gan_load.GENERATOR_FILE)) <= 5 * 2 ** 20
+
+
 def test_default_config_sweep_answers_all_questions():
     cfg = study_configs.default().validate()
     cells = cfg.cells()
@@ -153,10 +163,13 @@ def test_tiny_study_end_to_end_resumes_without_recomputing(tmp_path, monkeypatch
     text = open(os.path.join(out, "report.md")).read()
     for part in ("## sei:", "## commands:", "RQ1", "RQ2", "RQ3", "Wall time of each stage", "maskgan",
                  "## The adversary that knows the generator", "## Utility as heard", "| room |",
+                 "## MaskGAN quality", "trained 0 steps by this study",
                  "fig03_mel_spectrograms.png", "frontier_privacy_utility_comfort.png", "fig13_spf.png"):
         assert part in text, part
     info = json.load(open(os.path.join(out, "run_info.json")))
     assert {"corpora", "stores", "maskgan", "noises", "randomness", "utility", "cells", "report"} <= set(info["stages"])
+    gate = json.loads(open(os.path.join(out, "maskgan_quality.json")).readline())
+    assert gate["passed"] is False and gate["gate"]["clips"] == [cfg.gate_clips, cfg.gate_clips]
     assert info["versions"]["jax"] and info["devices"]
     rand = results.read_jsonl(os.path.join(out, "randomness", "sei.jsonl"))
     assert {(r["source"], r["noise"]) for r in rand} == {("clean", "none"), ("masked", "white"),
