@@ -48,19 +48,20 @@ def stage_gan(cfg: StudyConfig, out_dir: str, log) -> dict:
     config = gan.read_config(workdir).to_json()
     info = {"workdir": workdir, "config": config, "step": step, "exported": exported,
             "computed": step != before, "fingerprint": results.fingerprint({"config": config, "step": step})}
-    info["quality"] = stage_gate(cfg, out_dir, info, log)
+    info["quality"], gated = stage_gate(cfg, out_dir, info, log)
+    info["computed"] = info["computed"] or gated
     return info
 
 
-def stage_gate(cfg: StudyConfig, out_dir: str, gan_info: dict, log) -> dict:
-    """The gate's verdict on the study's generator (``OUT/maskgan_quality.json``), computed once per
-    generator, gate size and seed."""
+def stage_gate(cfg: StudyConfig, out_dir: str, gan_info: dict, log) -> tuple[dict, bool]:
+    """(the gate's verdict on the study's generator, whether it was computed now): kept in
+    ``OUT/maskgan_quality.json``, computed once per generator, gate size and seed."""
     path = os.path.join(out_dir, QUALITY_FILE)
     fp = results.fingerprint({"gan": gan_info["fingerprint"], "clips": cfg.gate_clips,
                               "classifier": cfg.gate_classifier, "seed": cfg.report_seed})
     old = results.read_jsonl(path)
     if old and old[-1].get("fingerprint") == fp:
-        return old[-1]
+        return old[-1], False
     workdir = gan_info["workdir"]
     t0 = time.perf_counter()
     log(f"[study] noise-quality gate of the MaskGAN on {cfg.gate_clips} clips"
@@ -81,7 +82,7 @@ def stage_gate(cfg: StudyConfig, out_dir: str, gan_info: dict, log) -> dict:
     verdict = "passed" if gate["passed"] else "FAILED (" + ", ".join(gate["failed"]) + ")"
     log(f"[study] MaskGAN noise-quality gate: {verdict} in {rec['seconds']:.1f} s")
     results.write_jsonl_atomic(path, [rec])
-    return rec
+    return rec, True
 
 
 def read_quality(out_dir: str) -> dict | None:

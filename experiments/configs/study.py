@@ -36,22 +36,24 @@ def tiny() -> StudyConfig:
 
 
 def default() -> StudyConfig:
-    """The main job: every task; CNN, RNN, CRNN and the probe; every noise at two levels; every
-    adversary where it answers a question; the room channel at the comfort limit.
+    """The main job: every task; the CNN and the probe; every noise at two levels; every adversary
+    where it answers a question; the room channel at the comfort limit.
 
-    The stronger adversaries (adaptive, denoise) run with the CNN and the probe against white and
-    GAN noise at 45 dB; invert (it knows the generator) on the emotion task against GAN noise and
-    white noise (the control); the room channel for white and GAN noise at 45 dB with the CNN and
-    the probe. This keeps the run within 15 minutes on a 2-core CPU.
+    The adaptive adversary runs with the CNN and the probe against white and GAN noise at 45 dB,
+    the denoising one with the probe; invert (it knows the generator) on the emotion task against
+    GAN noise and white noise (the control), with a short latent search (1 start x 30 steps); the
+    room channel for white and GAN noise at 45 dB. The RNN and CRNN families are in every other
+    config and one flag away (``--models=cnn,rnn,crnn,probe``); they are left out here, and the
+    attackers train for at most 15 epochs, to keep the run near 15 minutes on a 2-core CPU
+    (BUILD_NOTES gives the measured time).
     """
-    models = ("cnn", "rnn", "crnn", "probe")
+    models = ("cnn", "probe")
     exclude = ";".join([
-        "adversary=adaptive|denoise|invert,model=rnn|crnn",
         "adversary=adaptive|denoise|invert,noise=pink|brown",
         "adversary=adaptive|denoise|invert,level=35",
+        "adversary=denoise,model=cnn",
         "adversary=invert,model=probe",
         "adversary=invert,task=mgi|udi|commands",
-        "channel=room,model=rnn|crnn",
         "channel=room,noise=pink|brown",
         "channel=room,level=35",
         "channel=room,adversary=adaptive|denoise|invert",
@@ -60,7 +62,8 @@ def default() -> StudyConfig:
         name="default", tasks=("mgi", "udi", "sei", "commands"), models=models,
         noises=("white", "pink", "brown", "gan"), levels=(35.0, 45.0),
         adversaries=("static", "adaptive", "denoise", "invert"), seeds=(0,), channels=("digital", "room"),
-        rooms=16, exclude=exclude, clip_samples=32768, corpus_size="default", attack=_attack("fast"),
+        rooms=16, exclude=exclude, clip_samples=32768, corpus_size="default",
+        attack=_attack("fast", epochs=15, invert_starts=1, invert_steps=30),
         # The packaged MaskGAN (trained by the project's own train_maskgan; command, commit and gate
         # figures in its export.json), gated again when the study loads it; --retrain_gan trains
         # one from scratch with the same recipe (cpu_quality, about 40 minutes here) instead.
