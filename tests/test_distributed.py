@@ -102,3 +102,43 @@ def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
     moved = jax.tree_util.tree_map(lambda a, b: float(np.max(np.abs(a - b))), three["g_params"],
                                    _params(one, 2)["g_params"])
     assert max(jax.tree_util.tree_leaves(moved)) > 1e-6
+
+
+def _attack(out, cache, processes: int) -> None:
+    args = [sys.executable, "-m", "experiments.attack", "--task=commands", "--config=tiny", "--data_size=tiny",
+            "--folds=2", "--epochs=1", "--batch_size=8", f"--cache_dir={cache}", f"--out={out}"]
+    if processes == 1:
+        procs = [subprocess.Popen(args, env=_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)]
+    else:
+        addr = f"127.0.0.1:{_free_port()}"
+        procs = [subprocess.Popen(args + [f"--coordinator_address={addr}", f"--num_processes={processes}",
+                                          f"--process_id={i}"], env=_env(1), cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(processes)]
+    try:
+        outs = [p.communicate(timeout=TIMEOUT_S)[0].decode(errors="replace") for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, o in zip(procs, outs):
+        assert p.returncode == 0, o[-3000:]
+
+
+@pytest.mark.slow
+def test_attack_over_two_processes_matches_one_process(tmp_path):
+    """experiments.attack on two processes: the same folds, per-example outcomes and losses as one
+    process with two devices (the evaluation gathers the per-example arrays from every process)."""
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    _attack(one, tmp_path / "cache", 1)      # also builds the embedded corpus's store, once
+    _attack(two, tmp_path / "cache", 2)
+    with open(one) as f:
+        a = [json.loads(line) for line in f]
+    with open(two) as f:
+        b = [json.loads(line) for line in f]
+    assert [r["kind"] for r in a] == [r["kind"] for r in b] == ["fold", "fold", "summary"]
+    for x, y in zip(a, b):
+        assert x["accuracy"] == y["accuracy"]
+        if x["kind"] == "fold":
+            assert y["devices"]["process_count"] == 2 and y["devices"]["num_devices"] == 2
+            assert x["outcomes"] == y["outcomes"]
+            np.testing.assert_allclose(y["loss"], x["loss"], rtol=1e-5)
