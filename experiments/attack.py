@@ -64,7 +64,13 @@ flags.DEFINE_integer("n_mels", None, "Mel bands of the attacker's log-mel.")
 flags.DEFINE_integer("hidden", None, "Recurrent width (rnn, crnn).")
 flags.DEFINE_integer("layers", None, "Recurrent layers (rnn, crnn).")
 flags.DEFINE_enum("cell", None, ["gru", "lstm"], "Recurrent cell.")
+flags.DEFINE_enum("compute_dtype", None, ["float32", "bfloat16"],
+                  "Dtype the attacker's layers compute in (parameters and optimizer state stay float32).")
 flags.DEFINE_integer("num_devices", None, "Devices for data parallelism (default: all local).")
+flags.DEFINE_string("coordinator_address", None, "Multi-host: JAX coordinator host:port (one attack over "
+                    "every process's devices; results written by process 0).")
+flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
 flags.DEFINE_string("out", None, "JSON-lines output file (folds + summary; a rerun resumes).")
 flags.mark_flags_as_required(["task", "out"])
 
@@ -74,12 +80,15 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that --help answers without loading JAX.
     from experiments.configs import attack as configs
-    from maskgan_jax import attack
+    from maskgan_jax import attack, parallel
     from maskgan_jax.data import cache
+    if FLAGS.coordinator_address or FLAGS.num_processes:
+        # Before any computation: every process then sees the global devices.
+        parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     over = {k: getattr(FLAGS, k) for k in ("folds", "epochs", "min_steps", "eval_every", "patience", "batch_size",
                                           "learning_rate", "schedule", "weight_decay", "time_shift",
                                           "time_masks", "freq_masks", "readout_init", "hidden", "layers", "cell", "norm",
-                                          "input_stats", "dropout", "rooms",
+                                          "input_stats", "dropout", "rooms", "compute_dtype",
                                           "num_devices")
             if getattr(FLAGS, k) is not None}
     if FLAGS.n_mels is not None:
@@ -104,6 +113,8 @@ def main(argv):
         raise app.UsageError(str(e)) from None
     records = attack.run_attack(cfg, data, FLAGS.out,
                                 room_dir=os.path.join(FLAGS.cache_dir or cache.default_cache_dir(), "rooms"))
+    if not parallel.is_main_process():
+        return
     s = records[-1]
     lo, hi = s["ci95"]
     ci = f" (95% CI {lo:.4f}..{hi:.4f})" if lo is not None else ""

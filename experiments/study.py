@@ -3,6 +3,8 @@
   python -m experiments.study                         # default config -> out/study/report.md
   python -m experiments.study --cells='task=mgi,model=cnn|rnn,level=45'
   python -m experiments.study --worker=0 --num_workers=4 --out=/shared/study   # one of 4 workers
+  python -m experiments.study --engine=ray            # cells as tasks on a local Ray (all CPUs)
+  python -m experiments.study --engine=ray --ray_address=auto   # ... on a running Ray cluster
   python -m experiments.study --report_only           # merge whatever cells exist
 
 A rerun with the same flags skips finished stages and cells and recomputes nothing.
@@ -10,6 +12,8 @@ A rerun with the same flags skips finished stages and cells and recomputes nothi
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import sys
 
 from absl import app, flags
 
@@ -25,6 +29,13 @@ flags.DEFINE_string("cells", "", "Subset of cells: 'key=glob|glob,key=glob;...' 
                     "noise, level, adversary, seed, channel (',' = and; '|' and ';' = or; level '-' = clean).")
 flags.DEFINE_integer("worker", 0, "This worker's index (0-based) when sharding across processes.")
 flags.DEFINE_integer("num_workers", 1, "Number of workers sharing --out (each takes every N-th group).")
+flags.DEFINE_enum("engine", "local", ["local", "ray"], "Where the cells run: here ('local') or as Ray tasks, "
+                  "one per training group ('ray'; needs the ray extra: pip install .[ray]).")
+flags.DEFINE_string("ray_address", "", "--engine=ray: 'auto' or HOST:PORT of a running cluster ('' = start a local Ray).")
+flags.DEFINE_integer("ray_num_cpus", 1, "--engine=ray: CPUs per task (also the size of each task's XLA thread pool).")
+flags.DEFINE_float("ray_num_gpus", 0.0, "--engine=ray: GPU share per task (0.5 = two tasks per GPU).")
+flags.DEFINE_integer("ray_local_cpus", None, "--engine=ray without --ray_address: CPUs of the local Ray (default all).")
+flags.DEFINE_integer("ray_max_retries", 3, "--engine=ray: retries of a task whose worker died or that raised.")
 flags.DEFINE_bool("report_only", False, "Only merge the existing cells into report.md.")
 flags.DEFINE_list("tasks", None, "Override: tasks (mgi, udi, sei, commands).")
 flags.DEFINE_list("models", None, "Override: attacker families (cnn, rnn, crnn, probe).")
@@ -97,10 +108,21 @@ def main(argv):
     try:
         cfg = build_config().validate()
         study_cells_check(FLAGS.cells)
+        ray_options = ray_options_from_flags()
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    facts = study.run_study(cfg, FLAGS.out, cells=FLAGS.cells, worker=FLAGS.worker,
-                            num_workers=FLAGS.num_workers, report_only=FLAGS.report_only)
+    started = False
+    if ray_options is not None and not FLAGS.report_only:
+        from maskgan_jax import study_ray   # Ray's processes start before JAX's threads do
+        started = study_ray.connect(ray_options, lambda s: print(s, file=sys.stderr, flush=True))
+    try:
+        facts = study.run_study(cfg, FLAGS.out, cells=FLAGS.cells, worker=FLAGS.worker,
+                                num_workers=FLAGS.num_workers, report_only=FLAGS.report_only,
+                                engine=FLAGS.engine, ray_options=ray_options)
+    finally:
+        if started:
+            import ray
+            ray.shutdown()
     print(f"report: {facts['report']}  ({facts['wall_s']:.1f} s)")
 
 
@@ -109,6 +131,18 @@ def study_cells_check(spec: str) -> None:
     from maskgan_jax import study_grid   # see main
     study_grid.parse_filter(spec)
     study_grid.select([], spec, FLAGS.worker, FLAGS.num_workers)
+
+
+def ray_options_from_flags():
+    """The --ray_* flags as a validated study_ray.RayOptions (None for --engine=local)."""
+    if FLAGS.engine != "ray":
+        return None
+    from maskgan_jax import study_ray   # see main
+    if importlib.util.find_spec("ray") is None:
+        raise ValueError("--engine=ray needs Ray: pip install 'maskgan-jax[ray]' (or ray>=2.40)")
+    return study_ray.RayOptions(address=FLAGS.ray_address, num_cpus=FLAGS.ray_num_cpus,
+                                num_gpus=FLAGS.ray_num_gpus, local_cpus=FLAGS.ray_local_cpus,
+                                max_retries=FLAGS.ray_max_retries).validate()
 
 
 def run():

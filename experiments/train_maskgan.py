@@ -40,6 +40,8 @@ flags.DEFINE_integer("amplitude_points", None,
                      "Critic head input: each clip's smooth amplitude CDF at N levels (0 = off).")
 flags.DEFINE_bool("antisymmetric", None, "Generator as an odd function of z, (g(z) - g(-z)) / 2 (no shared component).")
 flags.DEFINE_integer("quality_clips", None, "Clips of the noise-quality measures logged at every checkpoint (0 = off).")
+flags.DEFINE_enum("compute_dtype", None, ["float32", "bfloat16"],
+                  "Dtype the generator and critic compute in (parameters and optimizer state stay float32).")
 flags.DEFINE_integer("seed", None, "Random seed (initialisation, latents, target noise).")
 flags.DEFINE_integer("log_every", None, "Steps between metric lines.")
 flags.DEFINE_integer("checkpoint_every", None, "Steps between checkpoints.")
@@ -55,7 +57,7 @@ flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
 
 _FIELDS = ("steps", "batch_size", "dim", "slice_len", "loss", "n_critic", "learning_rate", "gp_weight", "target",
            "target_rms", "latent_dim", "pack", "mbstd_group", "corr_group", "spectral_frame", "amplitude_points",
-           "antisymmetric", "quality_clips", "seed", "log_every", "checkpoint_every", "keep_checkpoints")
+           "antisymmetric", "quality_clips", "compute_dtype", "seed", "log_every", "checkpoint_every", "keep_checkpoints")
 
 
 def main(argv):

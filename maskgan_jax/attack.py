@@ -129,8 +129,13 @@ class AttackConfig:
         return self
 
     def to_json(self) -> dict:
-        """The config as it reads back from a results file (tuples become lists)."""
-        return json.loads(results.dumps(dataclasses.asdict(self)))
+        """The config as it reads back from a results file (tuples become lists); the model's
+        compute_dtype only when not float32, so that float32 records and fingerprints read as
+        before it existed."""
+        d = json.loads(results.dumps(dataclasses.asdict(self)))
+        if d["model"].get("compute_dtype") == "float32":
+            del d["model"]["compute_dtype"]
+        return d
 
 
 # ----------------------------------------------------------------------------- records
@@ -175,7 +180,7 @@ def summary_record(cfg: AttackConfig, fold_records: list[dict]) -> dict:
     attrs = fold_records[0]["per_attribute"].keys() if fold_records else []
     rec["per_attribute_accuracy"] = {a: float(np.mean([r["per_attribute"][a]["accuracy"] for r in fold_records]))
                                      for a in attrs}
-    rec.update({"config": dataclasses.asdict(cfg), "versions": results.versions()})
+    rec.update({"config": cfg.to_json(), "versions": results.versions()})
     return rec
 
 
@@ -225,7 +230,7 @@ def run_attack(config: AttackConfig, data: Any, out_path: str | None = None,
     data, heard, extra = adversary_data(cfg, data, program, snr, room_dir, log)
     train_hears, test_hears = attack_loop.hearings(cfg, heard, snr, room_channel(cfg, clip, room_dir, log))
     splits = attack_folds.fold_indices(data.groups, data.splits, cfg.folds, cfg.seed, cfg.val_fraction)
-    cfg_dict = dataclasses.asdict(cfg)
+    cfg_dict = cfg.to_json()
     done = {}
     if out_path:
         for r in results.read_jsonl(out_path):

@@ -128,9 +128,10 @@ def evaluate(steps: Steps, params, data: ArrayData, idx: np.ndarray, key: jax.Ar
     rows, correct = [], {a: [] for a in _attributes(steps)}
     fn = steps.evaluate(*hearing.mode)
     for b in _batches(steps, data, idx):
-        out = jax.device_get(fn(params, hearing.with_noise(b, key), key, hearing.args))
-        real = np.asarray(jax.device_get(b["weight"])) > 0
-        rows.append(np.asarray(jax.device_get(b["index"]))[real])
+        # parallel.to_host: under several processes the per-example arrays span every process.
+        out = parallel.to_host(fn(params, hearing.with_noise(b, key), key, hearing.args))
+        real = parallel.to_host(b["weight"]) > 0
+        rows.append(parallel.to_host(b["index"])[real])
         for k, v in out.items():
             if k.startswith("correct/"):
                 correct[k[len("correct/"):]].append(np.asarray(v)[real])

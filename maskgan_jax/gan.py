@@ -76,6 +76,9 @@ class GanConfig:
     keep_checkpoints: int = 3
     # Clips of the noise-quality measures logged at every checkpoint (0 = none).
     quality_clips: int = 16
+    # The dtype the generator and critic compute in (float32 | bfloat16); parameters, optimizer
+    # states, losses and the gradient penalty's norms stay float32.
+    compute_dtype: str = "float32"
 
     def validate(self) -> "GanConfig":
         """Raises ValueError naming the field for values the model or loss cannot take."""
@@ -99,6 +102,8 @@ class GanConfig:
              "must be 0 (off) or between 16 and slice_len / 4"),
             (self.amplitude_points >= 0, "amplitude_points", "must be >= 0"),
             (self.quality_clips == 0 or self.quality_clips >= 2, "quality_clips", "must be 0 (off) or >= 2"),
+            (self.compute_dtype in wavegan.layers.COMPUTE_DTYPES, "compute_dtype",
+             f"must be one of {tuple(wavegan.layers.COMPUTE_DTYPES)}"),
             (self.log_every >= 1 and self.checkpoint_every >= 1 and self.keep_checkpoints >= 1,
              "log_every/checkpoint_every/keep_checkpoints", "must be >= 1"),
         ]
@@ -108,8 +113,12 @@ class GanConfig:
         return self
 
     def to_json(self) -> dict:
-        """A JSON-able dict of the fields."""
-        return dataclasses.asdict(self)
+        """A JSON-able dict of the fields (compute_dtype only when not float32, so that the configs
+        and fingerprints of float32 runs read as before it existed)."""
+        d = dataclasses.asdict(self)
+        if d["compute_dtype"] == "float32":
+            del d["compute_dtype"]
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "GanConfig":
@@ -127,11 +136,13 @@ _RESUMABLE_FIELDS = ("steps", "log_every", "checkpoint_every", "keep_checkpoints
 
 def models(config: GanConfig) -> tuple[wavegan.Generator, wavegan.Critic]:
     """The generator and critic of a config."""
-    return (wavegan.Generator(config.dim, config.slice_len, config.latent_dim, antisymmetric=config.antisymmetric),
+    dtype = wavegan.layers.compute_dtype(config.compute_dtype)
+    return (wavegan.Generator(config.dim, config.slice_len, config.latent_dim, antisymmetric=config.antisymmetric,
+                              dtype=dtype),
             wavegan.Critic(config.dim, config.slice_len, config.phase_shuffle_rad, pack=config.pack,
                            mbstd_group=config.mbstd_group, corr_group=config.corr_group,
                            spectral_frame=config.spectral_frame, amplitude_points=config.amplitude_points,
-                           spectral_level=config.target_rms))
+                           spectral_level=config.target_rms, dtype=dtype))
 
 
 def optimizer(config: GanConfig) -> optax.GradientTransformation:

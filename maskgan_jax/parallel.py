@@ -98,6 +98,19 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.device_put(tree, replicated_sharding(mesh))
 
 
+def to_host(tree: Any) -> Any:
+    """A pytree of (possibly sharded) arrays as numpy arrays of their global values.
+
+    Under several processes an array split over the mesh spans devices this process cannot
+    read: every process then gathers it (a collective, so every process must call this at the
+    same point); replicated arrays are read locally.
+    """
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
+
+
 def describe(mesh: Mesh) -> dict:
     """A JSON-able description of the devices in use, for result records."""
     d = mesh.devices.flat[0]

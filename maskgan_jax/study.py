@@ -116,8 +116,14 @@ class Run:
 
 def run_study(config: StudyConfig, out_dir: str, cells: str = "", worker: int = 0, num_workers: int = 1,
               report_only: bool = False, log: Callable[[str], None] | None = None,
-              make_report: bool = True) -> dict[str, Any]:
-    """Runs (or resumes) the whole study into ``out_dir`` and writes OUT/report.md; returns run facts."""
+              make_report: bool = True, engine: str = "local", ray_options: Any = None) -> dict[str, Any]:
+    """Runs (or resumes) the whole study into ``out_dir`` and writes OUT/report.md; returns run facts.
+
+    ``engine`` runs the cells stage here ('local') or as Ray tasks ('ray', `study_ray`, with
+    ``ray_options``, a `study_ray.RayOptions`); every other stage runs here either way.
+    """
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine={engine!r}: expected 'local' or 'ray'")
     cfg = config.validate()
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     out_dir = os.path.abspath(out_dir)
@@ -125,7 +131,7 @@ def run_study(config: StudyConfig, out_dir: str, cells: str = "", worker: int = 
     results.write_text_atomic(os.path.join(out_dir, "study_config.json"), results.dumps(cfg.to_json()))
     run = Run(out_dir, cfg, say, worker, num_workers)
     run.info.update(devices=[str(d) for d in jax.devices()], worker=f"{worker}/{num_workers}",
-                    cells_filter=cells)
+                    cells_filter=cells, engine=engine)
     t_all = time.perf_counter()
     facts: dict = {}
     if not report_only:
@@ -147,7 +153,12 @@ def run_study(config: StudyConfig, out_dir: str, cells: str = "", worker: int = 
         with _locked(out_dir, "utility"), run.stage("utility") as st:
             st["computed"] = stage_utility(cfg, out_dir, stores, gan_info["fingerprint"] if gan_info else None, say)
         with run.stage("cells") as st:
-            facts = stage_cells(cfg, cell_env(cfg, out_dir, stores, gan_info, say), cells, worker, num_workers)
+            if engine == "ray":
+                from maskgan_jax import study_ray   # Ray is imported only by this engine
+                facts = study_ray.stage_cells_ray(cfg, out_dir, stores, gan_info, cells,
+                                                  ray_options or study_ray.RayOptions(), say, worker, num_workers)
+            else:
+                facts = stage_cells(cfg, cell_env(cfg, out_dir, stores, gan_info, say), cells, worker, num_workers)
             st.update(facts, computed=facts["computed"] > 0)
     if make_report or report_only:
         with run.stage("report"):

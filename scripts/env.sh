@@ -12,9 +12,9 @@ if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv" >&2
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[env] installing maskgan-jax and its test dependencies into $venv (first use: about a minute)" >&2
+  echo "[env] installing maskgan-jax, its test dependencies and Ray into $venv (first use: about a minute)" >&2
   "$venv/bin/python" -m pip install -q --upgrade pip >&2
-  "$venv/bin/python" -m pip install -q -e "$root[test]" >&2
+  "$venv/bin/python" -m pip install -q -e "$root[test,ray]" >&2
   echo "$want" > "$stamp"
 fi
 echo "$venv/bin/python"

@@ -13,13 +13,14 @@ last-step readout. The heads are a negligible share of the step's FLOPs.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
 from maskgan_jax import features
+from maskgan_jax.models import layers
 from maskgan_jax.vocab import MODEL_FAMILIES, NEURAL_FAMILIES
 
 MODELS = NEURAL_FAMILIES
@@ -42,6 +43,8 @@ class AttackerConfig:
     cnn_head: str = "freq"                   # cnn readout: mean over time (freq) or time and freq (global)
     input_stats: bool = False                # readout also sees the input's per-band statistics
     dropout: float = 0.0                     # on the readout features, in training
+    compute_dtype: str = "float32"           # float32 | bfloat16: the layers' compute dtype (parameters
+                                             # float32; log-mel, statistics and logits float32)
 
     def __post_init__(self):
         if self.model not in MODEL_FAMILIES:
@@ -58,6 +61,7 @@ class AttackerConfig:
             raise ValueError(f"model={self.model} needs at least one conv channel count")
         if self.model in ("rnn", "crnn") and (self.hidden < 1 or self.layers < 1):
             raise ValueError("hidden and layers must be positive for recurrent models")
+        layers.compute_dtype(self.compute_dtype)   # raises on an unknown dtype
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
 
@@ -96,13 +100,14 @@ class ConvBlock(nn.Module):
     """3x3 'same' convolution, optional LayerNorm, ReLU, 2x2 max pooling (NHWC)."""
     features: int
     norm: str = "none"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         # NHWC with HWIO kernels is XLA:CPU's fast convolution layout.
-        x = nn.Conv(self.features, (3, 3), padding="SAME")(x)
+        x = nn.Conv(self.features, (3, 3), padding="SAME", dtype=self.dtype)(x)
         if self.norm == "layer":
-            x = nn.LayerNorm()(x)
+            x = nn.LayerNorm(dtype=self.dtype)(x)
         return max_pool_2x2(nn.relu(x))
 
 
@@ -114,14 +119,15 @@ class Recurrent(nn.Module):
     """
     hidden: int
     cell: str = "gru"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x_BxTxD):
         h = self.hidden
         gates = 3 if self.cell == "gru" else 4
-        xw = nn.Dense(gates * h, name="input")(x_BxTxD)             # [B, T, G*H]
-        w_hh = self.param("recurrent", nn.initializers.orthogonal(), (h, gates * h))
-        b_hh = self.param("recurrent_bias", nn.initializers.zeros, (gates * h,))
+        xw = nn.Dense(gates * h, name="input", dtype=self.dtype)(x_BxTxD)   # [B, T, G*H]
+        w_hh = self.param("recurrent", nn.initializers.orthogonal(), (h, gates * h)).astype(self.dtype)
+        b_hh = self.param("recurrent_bias", nn.initializers.zeros, (gates * h,)).astype(self.dtype)
         xw_TxBxG = jnp.swapaxes(xw, 0, 1)
         b = x_BxTxD.shape[0]
         if self.cell == "gru":
@@ -164,10 +170,12 @@ class Attacker(nn.Module):
         x = standardize(mel)
         # The probe's statistics (dB / STATS_SCALE), read by the last rows of each head's kernel.
         stats = features.log_mel_statistics(mel, TOP_DB) / STATS_SCALE if cfg.input_stats else None
+        dtype = layers.compute_dtype(cfg.compute_dtype)
+        x = x.astype(dtype)
         if cfg.model in ("cnn", "crnn"):
             x = x[..., None]                                      # [B, M, F, 1] NHWC
             for c in cfg.channels:
-                x = ConvBlock(c, cfg.norm)(x)
+                x = ConvBlock(c, cfg.norm, dtype)(x)
         if cfg.model == "cnn" and cfg.cnn_head == "global":
             feat = jnp.mean(x, axis=(1, 2))                       # the peer's global average pool
         elif cfg.model == "cnn":
@@ -180,11 +188,13 @@ class Attacker(nn.Module):
             else:
                 x = jnp.swapaxes(x, 1, 2)                          # [B, frames, mels]
             for _ in range(cfg.layers):
-                x = Recurrent(cfg.hidden, cfg.cell)(x)
+                x = Recurrent(cfg.hidden, cfg.cell, dtype)(x)
             feat = x[:, -1] if cfg.pool == "last" else jnp.mean(x, axis=1)
         if cfg.dropout > 0 and train:
             keep = jax.random.bernoulli(dropout_key, 1.0 - cfg.dropout, feat.shape)
             feat = jnp.where(keep, feat / (1.0 - cfg.dropout), 0.0)
+        # The readouts compute in float32 (a negligible share of the FLOPs; the logits feed the loss).
+        feat = feat.astype(jnp.float32)
         if stats is None:
             return {name: nn.Dense(n, name=f"head_{name}")(feat) for name, n in self.heads}
         # Two readouts summed: the learnt features' (from zero, so that a warm-started model

@@ -20,7 +20,7 @@ of gradients were up to 30x slower. All forms equal `lax.conv_transpose` /
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -29,6 +29,18 @@ import numpy as np
 from jax import lax
 
 Array = jax.Array
+
+# Mixed precision: the dtype a layer computes in. Parameters stay float32 (what the optimiser
+# updates); a layer casts its input and its parameters to the compute dtype (Flax's ``dtype``
+# against ``param_dtype``).
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(name: str):
+    """The jnp dtype of a ``compute_dtype`` config value ('float32' or 'bfloat16')."""
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype={name!r}: expected one of {', '.join(COMPUTE_DTYPES)}")
+    return COMPUTE_DTYPES[name]
 
 
 def _same_transpose_pads(kernel: int, stride: int) -> tuple[int, int]:
@@ -160,11 +172,13 @@ class ConvTranspose1D(nn.Module):
     bias_init: Callable = nn.initializers.zeros
     impl: str = "conv"
     block: int = 1
+    dtype: Any = None        # compute dtype (None: the input's); parameters are float32
 
     @nn.compact
     def __call__(self, x_BxLxC: Array) -> Array:
         w = self.param("kernel", self.kernel_init, (self.kernel_size, x_BxLxC.shape[-1], self.features))
         b = self.param("bias", self.bias_init, (self.features,))
+        x_BxLxC, w, b = _cast(self.dtype, x_BxLxC, w, b)
         return conv_transpose_1d(x_BxLxC, w, self.stride, impl=self.impl, block=self.block) + b
 
 
@@ -176,12 +190,18 @@ class ConvStrided1D(nn.Module):
     kernel_init: Callable = nn.initializers.glorot_uniform()
     bias_init: Callable = nn.initializers.zeros
     impl: str = "matmul"
+    dtype: Any = None        # compute dtype (None: the input's); parameters are float32
 
     @nn.compact
     def __call__(self, x_BxLxC: Array) -> Array:
         w = self.param("kernel", self.kernel_init, (self.kernel_size, x_BxLxC.shape[-1], self.features))
         b = self.param("bias", self.bias_init, (self.features,))
+        x_BxLxC, w, b = _cast(self.dtype, x_BxLxC, w, b)
         return conv_strided_1d(x_BxLxC, w, self.stride, impl=self.impl) + b
+
+
+def _cast(dtype, *arrays):
+    return arrays if dtype is None else tuple(a.astype(dtype) for a in arrays)
 
 
 def reference_conv_transpose_1d(x_BxLxI: Array, w_KxIxO: Array, stride: int) -> Array:

@@ -23,7 +23,7 @@ one fixed realisation of white noise is a perfectly typical white clip.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -171,6 +171,7 @@ class Generator(nn.Module):
     latent_dim: int = LATENT_DIM
     kernel_init: Callable = nn.initializers.glorot_uniform()
     antisymmetric: bool = False
+    dtype: Any = jnp.float32    # compute dtype; parameters are float32 and so is the waveform out
 
     @nn.compact
     def __call__(self, z_BxZ: jax.Array) -> jax.Array:
@@ -179,12 +180,13 @@ class Generator(nn.Module):
             z_BxZ = jnp.concatenate([z_BxZ, -z_BxZ])  # one pass of the network for both signs
         table = generator_layers(self.dim, self.slice_len)
         mul = 16 if self.slice_len == 16384 else 32
-        x = nn.Dense(16 * mul * self.dim, kernel_init=self.kernel_init, name="dense")(z_BxZ)
+        x = nn.Dense(16 * mul * self.dim, kernel_init=self.kernel_init, dtype=self.dtype, name="dense")(z_BxZ)
         x = nn.relu(x.reshape(z_BxZ.shape[0], 16, mul * self.dim))
         for i, (cout, stride) in enumerate(table):
             x = layers.ConvTranspose1D(cout, KERNEL, stride, kernel_init=self.kernel_init, block=_block(x.shape[-1]),
-                                       name=f"upconv_{i}")(x)
+                                       dtype=self.dtype, name=f"upconv_{i}")(x)
             x = nn.relu(x) if i < len(table) - 1 else jnp.tanh(x)
+        x = x.astype(jnp.float32)
         if self.antisymmetric:
             return 0.5 * (x[:b, :, 0] - x[b:, :, 0])
         return x[..., 0]
@@ -214,6 +216,9 @@ class Critic(nn.Module):
     spectral_frame: int = 0
     amplitude_points: int = 0
     spectral_level: float = 0.1
+    # Compute dtype of the convolutions and dense layers (parameters float32). The diversity and
+    # spectral features are computed in float32 from the float32 input; the score is float32.
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x_BxT: jax.Array, shuffle_key: jax.Array | None = None) -> jax.Array:
@@ -232,16 +237,18 @@ class Critic(nn.Module):
         keys = jax.random.split(shuffle_key, 4) if shuffle_key is not None else None
         for i, (cout, stride) in enumerate(critic_layers(self.dim, self.slice_len)):
             x = layers.ConvStrided1D(cout, KERNEL, stride, kernel_init=self.kernel_init,
-                                     impl=_CRITIC_IMPL, name=f"conv_{i}")(x)
+                                     impl=_CRITIC_IMPL, dtype=self.dtype, name=f"conv_{i}")(x)
             x = nn.leaky_relu(x, 0.2)
             if i < 4 and keys is not None:
                 x = phase_shuffle(x, keys[i], self.phase_shuffle_rad)
         if self.mbstd_group > 0:
             x = minibatch_stddev(x, self.mbstd_group)
         if self.corr_group > 0:
-            x = jnp.concatenate([x, jnp.broadcast_to(rho[:, None, None], (*x.shape[:2], 1))], axis=-1)
+            x = jnp.concatenate([x, jnp.broadcast_to(rho[:, None, None].astype(x.dtype), (*x.shape[:2], 1))],
+                                axis=-1)
         x = x.reshape(x.shape[0], -1)
-        score = nn.Dense(1, kernel_init=self.kernel_init, name="logit")(x)[:, 0]
+        score = nn.Dense(1, kernel_init=self.kernel_init, dtype=self.dtype, name="logit")(x)[:, 0]
+        score = score.astype(jnp.float32)
         if self.spectral_frame > 0 or self.amplitude_points > 0:
             # Scaled by the real clips' level, not each clip's own: a per-clip normalisation has
             # gradients ~1/RMS, which blew the gradient penalty up for near-silent early clips.
@@ -252,7 +259,9 @@ class Critic(nn.Module):
             if self.amplitude_points > 0:
                 feats.append(amplitude_cdf(unit, self.amplitude_points))
             s = jnp.concatenate(feats, axis=-1)
-            s = nn.leaky_relu(nn.Dense(16 * self.dim, kernel_init=self.kernel_init, name="spectral_hidden")(s), 0.2)
-            s = nn.Dense(1, kernel_init=self.kernel_init, name="spectral_logit")(s)[:, 0]
+            s = nn.leaky_relu(nn.Dense(16 * self.dim, kernel_init=self.kernel_init, dtype=self.dtype,
+                                       name="spectral_hidden")(s), 0.2)
+            s = nn.Dense(1, kernel_init=self.kernel_init, dtype=self.dtype, name="spectral_logit")(s)[:, 0]
+            s = s.astype(jnp.float32)
             score = score + jnp.mean(s.reshape(-1, self.pack), axis=1)
         return score
