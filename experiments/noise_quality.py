@@ -42,7 +42,7 @@ def main(argv):
 
     import jax
 
-    from maskgan_jax import gan, gan_export, gan_load, quality, results
+    from maskgan_jax import gan, gan_export, gan_load, gan_targets, quality, results
     key_noise, key_target = jax.random.split(jax.random.key(FLAGS.seed))
     if FLAGS.noise.startswith("gan:"):
         try:
@@ -53,7 +53,7 @@ def main(argv):
         source = {"step": info["step"], "config": info["config"]}
     elif FLAGS.noise in _REFERENCE:
         config = gan.GanConfig(slice_len=FLAGS.slice_len, target=FLAGS.noise)
-        sample_fn = lambda k, n: gan.sample_target(config, k, n)  # noqa: E731
+        sample_fn = lambda k, n: gan_targets.sample_target(config, k, n)  # noqa: E731
         source = {}
     else:
         raise app.UsageError(f"--noise={FLAGS.noise!r}: expected white, pink, brown or gan:DIR")

@@ -22,7 +22,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from maskgan_jax import checkpoint, gan, gan_load, quality, results
+from maskgan_jax import checkpoint, gan, gan_load, gan_targets, quality, results
 
 log = logging.getLogger("maskgan_jax.gan_export")
 
@@ -96,8 +96,8 @@ def target_clips(config: gan.GanConfig, key: jax.Array, n: int, folder: str | No
     if config.target.startswith("dir:"):
         if folder is None:
             raise ValueError(f"target {config.target!r} needs its folder (gan_load.target_folder)")
-        corpus = jax.numpy.asarray(gan.load_corpus(folder, config.slice_len))
-    return np.asarray(jax.jit(lambda k: gan.sample_target(config, k, n, corpus))(key))
+        corpus = jax.numpy.asarray(gan_targets.load_corpus(folder, config.slice_len))
+    return np.asarray(jax.jit(lambda k: gan_targets.sample_target(config, k, n, corpus))(key))
 
 
 def check_gate(sample_fn: Callable, config: gan.GanConfig, num_clips: int = 64, seed: int = 0,

@@ -17,7 +17,7 @@ import os
 import jax
 import numpy as np
 
-from maskgan_jax import audio, gan, gan_export, gan_load, levels, quality, results
+from maskgan_jax import audio, gan, gan_export, gan_load, gan_targets, levels, quality, results
 from maskgan_jax.vocab import SAMPLE_RATE
 
 
@@ -96,8 +96,8 @@ def generate_noise(workdir: str, out: str, num_clips: int | None = None, seconds
     # What was written, read back as 16-bit PCM: the level report is of the file itself.
     pcm = np.concatenate([audio.load_audio(f, SAMPLE_RATE) for f in files])
     folder = gan_load.target_folder(config, workdir, target_dir) if config.target.startswith("dir:") else None
-    target = np.asarray(jax.jit(lambda k: gan.sample_target(config, k, min(max(n, 4), 64)))(k_target)) \
-        if folder is None else gan.load_corpus(folder, t)[None]
+    target = np.asarray(jax.jit(lambda k: gan_targets.sample_target(config, k, min(max(n, 4), 64)))(k_target)) \
+        if folder is None else gan_targets.load_corpus(folder, t)[None]
     report = {"kind": "noise", "workdir": os.path.abspath(workdir), "step": info["step"], "seed": seed,
               "target": config.target, "spl_db": float(spl_db), "fullscale_spl": fullscale_spl,
               "allow_above_comfort": bool(allow_above_comfort),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.configs.maskgan import get_config
-from maskgan_jax import gan, gan_load, parallel
+from maskgan_jax import gan, gan_load, gan_targets, parallel
 from maskgan_jax.models import wavegan
 
 CORPUS = jnp.zeros((1,), jnp.float32)
@@ -121,11 +121,11 @@ def test_minimax_losses_are_non_saturating_bce():
 def test_targets_have_the_configured_level_and_spectrum():
     for target in ("white", "pink", "brown"):
         cfg = get_config("tiny", target=target)
-        x = np.asarray(gan.sample_target(cfg, jax.random.key(0), 4))
+        x = np.asarray(gan_targets.sample_target(cfg, jax.random.key(0), 4))
         assert x.shape == (4, 16384)
         np.testing.assert_allclose(np.sqrt(np.mean(x ** 2, axis=1)), 0.1, rtol=1e-3)
-    white = np.asarray(gan.sample_target(get_config("tiny"), jax.random.key(1), 8))
-    brown = np.asarray(gan.sample_target(get_config("tiny", target="brown"), jax.random.key(1), 8))
+    white = np.asarray(gan_targets.sample_target(get_config("tiny"), jax.random.key(1), 8))
+    brown = np.asarray(gan_targets.sample_target(get_config("tiny", target="brown"), jax.random.key(1), 8))
     lo = lambda x: np.mean(np.abs(np.fft.rfft(x, axis=1)[:, 1:200]) ** 2)  # noqa: E731
     assert lo(brown) > 20 * lo(white)
 
