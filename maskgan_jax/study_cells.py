@@ -166,7 +166,7 @@ def run_group(group: GroupKey, cells: list[Cell], env: GroupEnv) -> list[dict]:
 
     def setup(cfg: attack.AttackConfig):
         """(steps, training hearing, test hearing, noise program) of one cell's config."""
-        program = masking.noise_program(cfg.noise, clip, cfg.mel.sample_rate)
+        program = masking.noise_program(cfg.noise, clip, cfg.mel.sample_rate, corpus=data)
         snr = masking.check_levels(cfg.noise_spl, cfg.speech_spl, cfg.allow_above_comfort)
         room = attack.room_channel(cfg, clip, os.path.join(env.out_dir, "rooms"), env.log)
         heard = None if cfg.adversary == "invert" else program   # invert hears its residuals (above)
@@ -176,7 +176,7 @@ def run_group(group: GroupKey, cells: list[Cell], env: GroupEnv) -> list[dict]:
     extra = {}
     if base.adversary == "invert":
         # The invert adversary works on its residuals of the masked clips (computed once, cached).
-        program = masking.noise_program(base.noise, clip, base.mel.sample_rate)
+        program = masking.noise_program(base.noise, clip, base.mel.sample_rate, corpus=data)
         snr = masking.check_levels(base.noise_spl, base.speech_spl, base.allow_above_comfort)
         data, _, extra = attack.adversary_data(base, data, program, snr, os.path.join(env.out_dir, "invert"), env.log)
     if group.condition.startswith("clean"):

@@ -9,7 +9,8 @@ from maskgan_jax import results
 from maskgan_jax.data import layouts
 from maskgan_jax.levels import COMFORT_LIMIT_SPL
 from maskgan_jax.study_grid import Cell, enumerate_cells, matches, parse_filter
-from maskgan_jax.vocab import ADVERSARIES, CHANNELS, CLIP_SAMPLES, DENOISE_FRONT_END, STUDY_NOISES, check_name
+from maskgan_jax.vocab import (ADVERSARIES, ALL_STUDY_NOISES, CHANNELS, CLIP_SAMPLES, DENOISE_FRONT_END, STUDY_NOISES,
+                                check_name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,7 @@ class StudyConfig:
     denoise_front_end: str = DENOISE_FRONT_END  # the denoising adversary's front end
     gan: Any = None                             # gan.GanConfig (None when no GAN noise is swept)
     gan_workdir: str = ""                       # '' = OUT/maskgan, trained by the study
+    masker_workdir: str = ""                    # a trained masker (experiments.train_masker): noise "optimised"
     randomness_clips: int = 128
     utility_clips: int = 32                     # command clips scored for STOI / PESQ per condition
     utility_levels: tuple = (45.0,)
@@ -49,7 +51,7 @@ class StudyConfig:
         for t in self.tasks:
             layouts.layout_of(t)
         for n in self.noises:
-            check_name(n, STUDY_NOISES, "noises")
+            check_name(n, ALL_STUDY_NOISES, "noises")
         for a in self.adversaries:
             check_name(a, ADVERSARIES, "adversaries")
         for ch in self.channels:
@@ -64,6 +66,8 @@ class StudyConfig:
             raise ValueError(f"models {missing} have no attack config")
         if "gan" in self.noises and self.gan is None and not self.gan_workdir:
             raise ValueError("noise 'gan' needs a MaskGAN config or a trained gan_workdir")
+        if "optimised" in self.noises and not self.masker_workdir:
+            raise ValueError("noise 'optimised' needs masker_workdir (a trained masker)")
         if not self.seeds:
             raise ValueError("seeds: at least one seed")
         return self

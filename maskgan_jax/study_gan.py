@@ -13,7 +13,9 @@ def gan_workdir(cfg: StudyConfig, out_dir: str) -> str:
 
 
 def noise_spec(cfg: StudyConfig, out_dir: str, noise: str) -> str:
-    """The attack's --noise spelling of a study noise."""
+    """The attack's --noise spelling of a study noise ("optimised": the config's trained masker)."""
+    if noise == "optimised":
+        return f"masker:{os.path.abspath(cfg.masker_workdir)}"
     return f"gan:{gan_workdir(cfg, out_dir)}" if noise == "gan" else noise
 
 

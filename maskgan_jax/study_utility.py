@@ -24,9 +24,9 @@ from maskgan_jax.vocab import UTILITY_TASK
 UTILITY_FORMAT = 1
 
 
-def _heard(cfg: StudyConfig, out_dir: str, clean, rows, noise: str, level: float, channel: str):
+def _heard(cfg: StudyConfig, out_dir: str, clean, rows, noise: str, level: float, channel: str, corpus=None):
     """(listener's clean, listener's masked) float32 [N, T] for one condition."""
-    program = masking.noise_program(noise_spec(cfg, out_dir, noise), clean.shape[1])
+    program = masking.noise_program(noise_spec(cfg, out_dir, noise), clean.shape[1], corpus=corpus)
     key = keys.test_noise(cfg.report_seed)
     noise_BxT = program(key, rows)
     if channel == "digital":
@@ -66,7 +66,7 @@ def stage_utility(cfg: StudyConfig, out_dir: str, stores: dict, gan_fp: str | No
     for channel in cfg.channels:
         for noise in cfg.noises:
             for level in cfg.utility_levels:
-                ref, deg = _heard(cfg, out_dir, clean, rows, noise, float(level), channel)
+                ref, deg = _heard(cfg, out_dir, clean, rows, noise, float(level), channel, st)
                 scores = intelligibility.intelligibility(ref, deg)
                 rec = {"kind": "utility", "task": UTILITY_TASK, "channel": channel, "noise": noise,
                        "noise_spl": float(level), "n": int(n), "failures": len(scores.failures),
