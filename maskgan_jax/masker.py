@@ -63,12 +63,12 @@ class MaskerConfig:
     speech_spl: float = 60.0
     crop: int = 16384                    # training crops (random offsets)
     batch_size: int = 32
-    rounds: int = 300                    # alternating rounds (attackers, then masker)
-    warmup_rounds: int = 30              # attackers only, on white noise, before the masker moves
+    rounds: int = 180                    # alternating rounds (attackers, then masker)
+    warmup_rounds: int = 20              # attackers only, on white noise, before the masker moves
     masker_lr: float = 0.03
     attacker_lr: float = 2e-3
     pool_size: int = 4                   # past attacker snapshots in the masker's ensemble
-    snapshot_every: int = 40
+    snapshot_every: int = 30
     utility_weight: float = 1.0
     cnn_channels: tuple = (16, 32)
     n_mels: int = 64
@@ -182,8 +182,21 @@ def _probe_init(key, heads, n_feat):
             for i, (a, n) in enumerate(heads)}
 
 
+def log_mel_statistics(mel_BxMxF):
+    """`features.log_mel_statistics` with a square root whose gradient stays finite on a constant band
+    (a band the floor flattens): sqrt(var + 1e-6 dB^2), which differs from the std by < 1e-3 dB."""
+    mel = features.floor_db(mel_BxMxF, attackers.TOP_DB)
+    delta = jnp.diff(mel, axis=2)
+
+    def std(x):
+        return jnp.sqrt(jnp.var(x, axis=2) + 1e-6)
+
+    level = jnp.mean(mel, axis=(1, 2))[:, None]
+    return jnp.concatenate([jnp.mean(mel, axis=2), std(mel), jnp.mean(delta, axis=2), std(delta), level], axis=1)
+
+
 def _probe_apply(p, mel):
-    x = features.log_mel_statistics(mel) / attackers.STATS_SCALE
+    x = log_mel_statistics(mel) / attackers.STATS_SCALE
     return {a: x @ h["w"] + h["b"] for a, h in p.items()}
 
 
@@ -288,18 +301,37 @@ def _train_rows(store) -> np.ndarray:
     return rows if rows.size else np.arange(len(splits))
 
 
+def _speech_starts(clip_T: np.ndarray, crop: int, hop: int = 256, share: float = 0.25) -> np.ndarray:
+    """Crop offsets (multiples of ``hop``) whose crop holds at least ``share`` of the clip's mean power."""
+    n = clip_T.size // hop
+    block = np.mean(np.square(clip_T[:n * hop].reshape(n, hop), dtype=np.float64), axis=1)
+    k = crop // hop
+    if n < k or block.sum() <= 0:
+        return np.zeros(0, np.int64)
+    crop_power = np.convolve(block, np.ones(k) / k, mode="valid")
+    return np.flatnonzero(crop_power >= share * block.mean()) * hop
+
+
 class _Sampler:
     """Random crops of a store's training rows with their labels (numpy generator, seeded)."""
 
     def __init__(self, store, crop: int, rng: np.random.Generator):
-        rows = _train_rows(store)
-        self.audio = np.asarray(store.audio[np.sort(rows)], np.float32) / np.float32(INT16_SCALE)
-        self.labels = {a: np.asarray(store.labels[a])[np.sort(rows)].astype(np.int32) for a in store.classes}
+        rows = np.sort(_train_rows(store))
+        audio = np.asarray(store.audio[rows], np.float32) / np.float32(INT16_SCALE)
+        starts = [_speech_starts(x, crop) for x in audio]
+        keep = np.asarray([st.size > 0 for st in starts])   # silent clips have nothing to mask
+        if not keep.any():
+            raise ValueError("masker: every training clip is silent")
+        self.audio = audio[keep]
+        self.starts = [st for st, k in zip(starts, keep) if k]
+        self.labels = {a: np.asarray(store.labels[a])[rows[keep]].astype(np.int32) for a in store.classes}
         self.crop, self.rng = crop, rng
 
     def batch(self, n: int) -> dict:
+        """n crops at random offsets among those holding speech (`_speech_starts`): a crop of the
+        silence around a short word would carry no noise either (the mix scales it to the speech)."""
         i = self.rng.integers(0, self.audio.shape[0], n)
-        s = self.rng.integers(0, self.audio.shape[1] - self.crop + 1, n)
+        s = [self.starts[a][self.rng.integers(0, self.starts[a].size)] for a in i]
         audio = np.stack([self.audio[a, b:b + self.crop] for a, b in zip(i, s)])
         return {"audio": audio, "labels": {k: v[i] for k, v in self.labels.items()},
                 "weight": np.ones(n, np.float32)}
@@ -307,16 +339,21 @@ class _Sampler:
 
 # ----------------------------------------------------------------------------- training
 
-def train(cfg: MaskerConfig, workdir: str, cache_dir: str | None = None, log: Callable[[str], None] = print) -> dict:
-    """Trains a masker into ``workdir`` (config.json, masker.npz, metrics.jsonl); returns the last metrics."""
+def train(cfg: MaskerConfig, workdir: str, cache_dir: str | None = None, log: Callable[[str], None] = print,
+          stores: dict | None = None) -> dict:
+    """Trains a masker into ``workdir`` (config.json, masker.npz, metrics.jsonl); returns the last metrics.
+    ``stores`` ({task: store or ArrayData}) replaces the embedded corpora of ``cfg.tasks`` and
+    ``cfg.utility_task``."""
     cfg = cfg.validate()
     os.makedirs(workdir, exist_ok=True)
     mesh = parallel.make_mesh(cfg.num_devices)
     parallel.check_batch_size(cfg.batch_size, mesh, "batch_size")
     rng = np.random.default_rng([cfg.seed, 0x6d6b])
-    stores = {t: _open(t, cfg, cache_dir, log) for t in cfg.tasks}
+    given = dict(stores or {})
+    stores = {t: given[t] if t in given else _open(t, cfg, cache_dir, log) for t in cfg.tasks}
     if cfg.utility_task:
-        stores["__utility__"] = _open(cfg.utility_task, cfg, cache_dir, log)
+        u = cfg.utility_task
+        stores["__utility__"] = given[u] if u in given else _open(u, cfg, cache_dir, log)
     samplers = {t: _Sampler(s, cfg.crop, rng) for t, s in stores.items()}
     task_heads = {t: _heads(s) for t, s in stores.items()}
     attacker_step, masker_step, init, att_opt, m_opt = make_steps(cfg, task_heads, mesh)
