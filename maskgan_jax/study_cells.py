@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from maskgan_jax import attack, attack_folds, attack_loop, attack_steps, keys, masking, metrics, parallel, results
+from maskgan_jax import (attack, attack_folds, attack_loop, attack_steps, keys, masker, masking, metrics, parallel,
+                         results)
 from maskgan_jax.data.batches import as_array_data
 from maskgan_jax.progress import Progress
 from maskgan_jax.study_config import StudyConfig
@@ -114,8 +115,11 @@ def cell_env(cfg: StudyConfig, out_dir: str, stores: dict, gan_info: dict | None
         a["noise"] = c.noise
         a["invert_gan"] = "gan" if a.get("invert_gan") else ""
         knows_gan = c.noise == "gan" or c.adversary == "invert"
-        return results.fingerprint({"cell": c.id, "attack": a, "store": stores[c.task].fingerprint,
-                                    "gan": gan_info["fingerprint"] if knows_gan and gan_info else None})
+        fp = {"cell": c.id, "attack": a, "store": stores[c.task].fingerprint,
+              "gan": gan_info["fingerprint"] if knows_gan and gan_info else None}
+        if c.noise == "optimised":   # the trained masker by what it plays, not where it lives
+            fp["masker"] = masker.identity(cfg.masker_workdir)
+        return results.fingerprint(fp)
 
     def extra(c: Cell) -> dict:
         return {"study": cfg.name, "speech_spl": cfg.speech_spl, "corpus": stores[c.task].name,

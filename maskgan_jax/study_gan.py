@@ -19,6 +19,12 @@ def noise_spec(cfg: StudyConfig, out_dir: str, noise: str) -> str:
     return f"gan:{gan_workdir(cfg, out_dir)}" if noise == "gan" else noise
 
 
+def masker_identity(cfg: StudyConfig) -> str | None:
+    """What the study's "optimised" noise plays (`masker.identity`), None when it is not swept."""
+    from maskgan_jax import masker
+    return masker.identity(cfg.masker_workdir) if "optimised" in cfg.noises else None
+
+
 def stage_gan(cfg: StudyConfig, out_dir: str, log) -> dict:
     """Trains (or resumes, or finds finished) the MaskGAN; returns its identity for fingerprints."""
     workdir = gan_workdir(cfg, out_dir)

@@ -17,7 +17,7 @@ import numpy as np
 import kernels
 from maskgan_jax import audio, keys, levels, masking, metrics, results
 from maskgan_jax.study_config import StudyConfig
-from maskgan_jax.study_gan import noise_spec
+from maskgan_jax.study_gan import masker_identity, noise_spec
 from maskgan_jax.study_noises import example_corpus, noise_clips, reference_level
 
 # Bump when the randomness records gain or change fields, so cached ones are recomputed.
@@ -80,6 +80,8 @@ def stage_randomness(cfg: StudyConfig, out_dir: str, stores: dict, gan_fp: str |
     ident = {"format": RANDOMNESS_FORMAT, "clips": cfg.randomness_clips, "noise_clips": cfg.noise_clips,
              "levels": list(cfg.levels), "noises": list(cfg.noises), "speech_spl": cfg.speech_spl,
              "gan": gan_fp, "seed": cfg.report_seed}
+    if "optimised" in cfg.noises:
+        ident["masker"] = masker_identity(cfg)
     for task in cfg.tasks:
         st = stores[task]
         fp = results.fingerprint({**ident, "store": st.fingerprint})

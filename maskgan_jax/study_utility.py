@@ -18,7 +18,7 @@ import numpy as np
 from maskgan_jax import attack, attack_loop, audio, intelligibility, keys, masking, metrics, results
 from maskgan_jax import room as room_lib
 from maskgan_jax.study_config import StudyConfig
-from maskgan_jax.study_gan import noise_spec
+from maskgan_jax.study_gan import masker_identity, noise_spec
 from maskgan_jax.vocab import UTILITY_TASK
 
 UTILITY_FORMAT = 1
@@ -52,6 +52,8 @@ def stage_utility(cfg: StudyConfig, out_dir: str, stores: dict, gan_fp: str | No
     ident = {"format": UTILITY_FORMAT, "clips": cfg.utility_clips, "levels": list(cfg.utility_levels),
              "noises": list(cfg.noises), "channels": list(cfg.channels), "speech_spl": cfg.speech_spl,
              "rooms": [cfg.rooms, cfg.room_seed], "gan": gan_fp, "seed": cfg.report_seed, "store": st.fingerprint}
+    if "optimised" in cfg.noises:
+        ident["masker"] = masker_identity(cfg)
     fp = results.fingerprint(ident)
     path = os.path.join(out_dir, "utility", f"{UTILITY_TASK}.jsonl")
     old = results.read_jsonl(path)

@@ -98,3 +98,19 @@ def test_a_short_training_run_moves_the_masker_and_is_loadable(tmp_path):
     out = src.fn(src.arrays, jax.random.split(jax.random.key(0), 2))
     assert out.shape == (2, 32768)
     assert os.path.isfile(tmp_path / "w" / masker.METRICS_FILE)
+
+
+def test_study_names_the_baselines_and_the_trained_masker(tmp_path):
+    from maskgan_jax import study_config, study_gan
+    d = _workdir(tmp_path, np.zeros(masker.MaskerConfig().bands, np.float32))
+    from maskgan_jax import attack
+    base = study_config.StudyConfig(tasks=("commands",), models=("probe",), attack=(("probe", attack.AttackConfig()),),
+                                    adversaries=("adaptive",),
+                                    noises=("white", "speech_shaped", "babble", "optimised"))
+    with pytest.raises(ValueError, match="masker_workdir"):
+        base.validate()
+    cfg = dataclasses.replace(base, masker_workdir=d).validate()
+    assert study_gan.noise_spec(cfg, str(tmp_path), "optimised") == f"masker:{os.path.abspath(d)}"
+    assert study_gan.noise_spec(cfg, str(tmp_path), "babble") == "babble"
+    assert study_gan.masker_identity(cfg) == masker.identity(d)
+    assert {c.noise for c in cfg.cells()} >= {"speech_shaped", "babble", "optimised"}
