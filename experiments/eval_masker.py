@@ -114,7 +114,7 @@ def main(argv):
                 recs.append({"corpus": label, "task": task, "model": model, "noise": noise, "summary": s})
                 rows.append(f"| {label} | {model} | {noise} | {_fmt(s)} | {s.get('n_clusters', '')} |")
                 log(rows[-1])
-        if task == "commands":
+        if task == "commands" and FLAGS.utility_clips > 0:
             for noise in (n for n in FLAGS.noises if n != "none"):
                 e = _stoi(store, noise)
                 recs.append({"corpus": label, "task": task, "noise": noise, "stoi": e.to_dict()})
