@@ -114,3 +114,20 @@ def test_study_names_the_baselines_and_the_trained_masker(tmp_path):
     assert study_gan.noise_spec(cfg, str(tmp_path), "babble") == "babble"
     assert study_gan.masker_identity(cfg) == masker.identity(d)
     assert {c.noise for c in cfg.cells()} >= {"speech_shaped", "babble", "optimised"}
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-m", "experiments.train_masker", "--workdir=/tmp/none", "--noise_spl=50"], "noise_spl=50"),
+    (["-m", "experiments.eval_masker", "--masker=/nonexistent/m", "--out=/tmp/x"], "masker:/nonexistent/m"),
+    (["-m", "experiments.attack", "--task=udi", "--noise=masker:/nonexistent/m", "--out=/tmp/x.jsonl"],
+     "masker:/nonexistent/m"),
+])
+def test_binaries_refuse_a_bad_masker_in_one_line(args, needle):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu"},
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr
+    assert needle in out.stderr.splitlines()[0]
