@@ -50,7 +50,8 @@ def _store(entry: str):
         ("embedded " if not folder else "eval ") + task
 
 
-def _attack(store, task, label, model, noise, log):
+def _attack(store, task, label, model, noise, log) -> list[dict]:
+    """The attack run's records (folds, then the summary): reused when its file is complete."""
     from experiments.configs import attack as configs
     from maskgan_jax import attack, results
     name = f"{label.replace(' ', '_')}-{model}-{noise}.jsonl"
@@ -61,10 +62,21 @@ def _attack(store, task, label, model, noise, log):
                       **over)
     old = results.read_jsonl(path)
     if old and old[-1].get("kind") == "summary" and old[-1].get("config") == cfg.to_json():
-        return old[-1]
+        return old
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    return attack.run_attack(cfg, store, path, log=log,
-                             room_dir=os.path.join(FLAGS.out, "rooms"))[-1]
+    return attack.run_attack(cfg, store, path, log=log, room_dir=os.path.join(FLAGS.out, "rooms"))
+
+
+def _versus_white(recs: list[dict], white: list[dict] | None):
+    """Paired difference of accuracy, this noise − white, on the same test examples (cluster bootstrap)."""
+    from maskgan_jax import attack, metrics
+    if white is None or recs is white:
+        return None
+    rows_a, ca, groups = attack.pooled_outcomes([r for r in recs if r.get("kind") == "fold"])
+    rows_b, cb, _ = attack.pooled_outcomes([r for r in white if r.get("kind") == "fold"])
+    if not (rows_a.shape == rows_b.shape and (rows_a == rows_b).all()):
+        return None
+    return metrics.clustered_bootstrap_diff(ca, cb, groups, seed=FLAGS.seed)
 
 
 def _stoi(store, noise):
@@ -109,21 +121,30 @@ def main(argv):
     for entry in entries:
         store, task, label = _store(entry)
         for model in FLAGS.models:
+            white = None
             for noise in FLAGS.noises:
-                s = _attack(store, task, label, model, noise, log)
-                recs.append({"corpus": label, "task": task, "model": model, "noise": noise, "summary": s})
-                rows.append(f"| {label} | {model} | {noise} | {_fmt(s)} | {s.get('n_clusters', '')} |")
+                run = _attack(store, task, label, model, noise, log)
+                white = run if noise == "white" else white
+                s = run[-1]
+                folds = [r for r in run if r.get("kind") == "fold"]
+                kept = sum(bool(r.get("kept_probe")) for r in folds)
+                d = _versus_white(run, white)
+                diff = f"{d.value:+.3f} [{d.ci95[0]:+.3f}, {d.ci95[1]:+.3f}]" if d is not None else ""
+                recs.append({"corpus": label, "task": task, "model": model, "noise": noise, "summary": s,
+                             "minus_white": d.to_dict() if d is not None else None, "kept_probe_folds": kept})
+                rows.append(f"| {label} | {model} | {noise} | {_fmt(s)} | {diff} | {s.get('n_clusters', '')} | "
+                            f"{kept}/{len(folds) if model != 'probe' else '-'} |")
                 log(rows[-1])
         if task == "commands" and FLAGS.utility_clips > 0:
             for noise in (n for n in FLAGS.noises if n != "none"):
                 e = _stoi(store, noise)
                 recs.append({"corpus": label, "task": task, "noise": noise, "stoi": e.to_dict()})
                 lo, hi = e.ci95
-                rows.append(f"| {label} | STOI | {noise} | {e.value:.3f} [{lo:.3f}, {hi:.3f}] | |")
+                rows.append(f"| {label} | STOI | {noise} | {e.value:.3f} [{lo:.3f}, {hi:.3f}] | | {e.n} clips | |")
                 log(rows[-1])
     results.write_jsonl_atomic(os.path.join(FLAGS.out, "summary.jsonl"), recs)
-    table = ["| corpus | attacker | noise | accuracy (or STOI) [95 % CI, clusters] | clusters |",
-             "|---|---|---|---|---|", *rows]
+    table = ["| corpus | attacker | noise | accuracy (or STOI) [95 % CI] | minus white [95 % CI] | clusters "
+             "| folds that kept the probe |", "|---|---|---|---|---|---|---|", *rows]
     with open(os.path.join(FLAGS.out, "table.md"), "w") as f:
         f.write("\n".join(table) + "\n")
     print("\n".join(table))
