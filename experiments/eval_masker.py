@@ -140,7 +140,8 @@ def main(argv):
                 e = _stoi(store, noise)
                 recs.append({"corpus": label, "task": task, "noise": noise, "stoi": e.to_dict()})
                 lo, hi = e.ci95
-                rows.append(f"| {label} | STOI | {noise} | {e.value:.3f} [{lo:.3f}, {hi:.3f}] | | {e.n} clips | |")
+                rows.append(f"| {label} | STOI | {noise} | {e.value:.3f} [{lo:.3f}, {hi:.3f}] | | "
+                            f"{e.n} of {min(FLAGS.utility_clips, len(store))} clips scored | |")
                 log(rows[-1])
     results.write_jsonl_atomic(os.path.join(FLAGS.out, "summary.jsonl"), recs)
     table = ["| corpus | attacker | noise | accuracy (or STOI) [95 % CI] | minus white [95 % CI] | clusters "
