@@ -127,7 +127,8 @@ def main(argv):
                 white = run if noise == "white" else white
                 s = run[-1]
                 folds = [r for r in run if r.get("kind") == "fold"]
-                kept = sum(bool(r.get("kept_probe")) for r in folds)
+                # Folds whose kept parameters are the probe readout alone (step 0, or the fallback rule).
+                kept = sum(bool(r.get("kept_probe")) or r.get("best_step") == 0 for r in folds)
                 d = _versus_white(run, white)
                 diff = f"{d.value:+.3f} [{d.ci95[0]:+.3f}, {d.ci95[1]:+.3f}]" if d is not None else ""
                 recs.append({"corpus": label, "task": task, "model": model, "noise": noise, "summary": s,
