@@ -86,8 +86,8 @@ def _toy(n_classes, seed, n=24, length=8192):
 
 
 def test_a_short_training_run_moves_the_masker_and_is_loadable(tmp_path):
-    cfg = dataclasses.replace(masker.MaskerConfig(), tasks=("udi",), rounds=4, warmup_rounds=1, batch_size=4,
-                              crop=2048, n_mels=16, cnn_channels=(4,), snapshot_every=2, pool_size=2)
+    cfg = dataclasses.replace(masker.MaskerConfig(), tasks=("udi",), rounds=3, warmup_rounds=1, batch_size=4,
+                              crop=1024, n_mels=16, cnn_channels=(4,), snapshot_every=1, pool_size=2)
     last = masker.train(cfg, str(tmp_path / "w"), log=lambda m: None,
                         stores={"udi": _toy(3, 0), "commands": _toy(2, 1)})
     assert np.isfinite(last["confusion"]) and np.isfinite(last["utility_loss"])
