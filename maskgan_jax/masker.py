@@ -229,7 +229,8 @@ def _mixed(cfg, log_gain, matrix, key, clean_BxT):
 
 
 def make_steps(cfg: MaskerConfig, task_heads: dict, mesh):
-    """(attacker step, masker step, evaluation) jitted for a config and the tasks' heads."""
+    """(attacker step, masker step, init) jitted for a config and the tasks' heads, and the attackers' and
+    the masker's optimisers. Batches are sharded over ``mesh``; parameters stay replicated."""
     cnn_cfg = attackers.AttackerConfig(model="cnn", channels=tuple(cfg.cnn_channels))
     nets = {t: attackers.build(cnn_cfg, h) for t, h in task_heads.items()}
     matrix = jnp.asarray(band_matrix(cfg.bands, cfg.crop))
