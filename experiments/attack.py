@@ -28,7 +28,8 @@ flags.DEFINE_enum("config", "cpu", ["tiny", "cpu", "peer", "paper"],
                   "Named attack config (sizes and training recipe; experiments/configs/attack.py).")
 flags.DEFINE_enum("model", "cnn", list(MODEL_FAMILIES), "Attacker family.")
 flags.DEFINE_integer("folds", None, "K of the K-fold cross-validation (1 = the corpus's own splits).")
-flags.DEFINE_string("noise", "none", "none | white | pink | brown | gan:WORKDIR | dir:FOLDER_OF_WAVS")
+flags.DEFINE_string("noise", "none", "none | white | pink | brown | speech_shaped | babble (built from the corpus) | "
+                    "gan:WORKDIR | dir:FOLDER_OF_WAVS | masker:WORKDIR (a trained masker)")
 flags.DEFINE_float("noise_spl", 45.0, "Masking noise level, dB SPL (at most 45 unless allowed).")
 flags.DEFINE_float("speech_spl", 60.0, "Speech level, dB SPL (the SNR is speech_spl - noise_spl).")
 flags.DEFINE_bool("allow_above_comfort", False, "Allow --noise_spl above the 45 dB SPL comfort limit.")

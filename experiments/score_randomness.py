@@ -6,7 +6,8 @@
 With --inputs, writes one JSON line per file (kind "file", or kind "error" for a file that
 could not be read, which is skipped). With --dataset (a task: mgi, udi, sei, commands,
 meaning its embedded corpus, or a corpus folder in a public layout), every clip of the
-corpus's array store is scored, after --noise (none, white, pink, brown, gan:DIR, dir:DIR)
+corpus's array store is scored, after --noise (none, white, pink, brown, speech_shaped,
+babble, gan:DIR, dir:DIR, masker:DIR)
 is mixed in at --noise_spl under speech at --speech_spl (the recording model of
 maskgan_jax.levels); each clip's noise is the one the attack hears for the same row and
 --seed (maskgan_jax.masking). One JSON line per clip
@@ -32,7 +33,8 @@ flags.DEFINE_integer("data_seed", 0, "Seed of the embedded corpus.")
 flags.DEFINE_string("cache_dir", None, "Embedded corpora and array stores (default $MASKGAN_JAX_CACHE "
                     "or ~/.cache/maskgan_jax).")
 flags.DEFINE_string("noise", "none", "Noise mixed into --dataset clips: none | white | pink | brown | "
-                    "gan:WORKDIR | dir:FOLDER_OF_WAVS.")
+                    "speech_shaped | babble (built from the corpus) | gan:WORKDIR | dir:FOLDER_OF_WAVS | "
+                    "masker:WORKDIR.")
 flags.DEFINE_float("noise_spl", 45.0, "Noise level, dB SPL (at most 45 unless allowed).")
 flags.DEFINE_float("speech_spl", 60.0, "Speech level, dB SPL (the SNR is speech_spl - noise_spl).")
 flags.DEFINE_bool("allow_above_comfort", False, "Allow --noise_spl above the 45 dB SPL comfort limit.")
@@ -68,7 +70,7 @@ def score_dataset(st, noise: str, seed: int, noise_spl: float, speech_spl: float
     from kernels import score
     from maskgan_jax import attack, attack_loop, audio, keys, masking, room
     snr = masking.check_levels(noise_spl, speech_spl, allow_above_comfort)
-    program = masking.noise_program(noise, st.length)
+    program = masking.noise_program(noise, st.length, corpus=st)
     cfg = attack.AttackConfig(channel=channel, noise_spl=noise_spl, speech_spl=speech_spl,
                               allow_above_comfort=allow_above_comfort, rooms=rooms)
     hear = attack_loop.Hearing(program, snr, False, attack.room_channel(cfg, st.length, room_dir))

@@ -48,7 +48,8 @@ class AttackConfig:
     task: str = ""
     model: attackers.AttackerConfig = attackers.AttackerConfig()
     mel: MelConfig = MelConfig()
-    noise: str = "none"                  # none | white | pink | brown | gan:DIR | dir:DIR
+    noise: str = "none"                  # none | white | pink | brown | speech_shaped | babble | gan:DIR | dir:DIR
+                                         # | masker:DIR
     noise_spl: float = 45.0
     speech_spl: float = 60.0
     allow_above_comfort: bool = False
@@ -224,7 +225,7 @@ def run_attack(config: AttackConfig, data: Any, out_path: str | None = None,
     mesh = parallel.make_mesh(cfg.num_devices)
     parallel.check_batch_size(cfg.batch_size, mesh, "--batch_size")
     clip = int(data.audio.shape[1])
-    program = masking.noise_program(cfg.noise, clip, cfg.mel.sample_rate)
+    program = masking.noise_program(cfg.noise, clip, cfg.mel.sample_rate, corpus=data)
     snr = masking.check_levels(cfg.noise_spl, cfg.speech_spl, cfg.allow_above_comfort)
     steps = attack_steps.get_steps(cfg, heads, clip, mesh)
     data, heard, extra = adversary_data(cfg, data, program, snr, room_dir, log)

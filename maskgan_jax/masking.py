@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from maskgan_jax import audio, gan, gan_load, keys, levels, noise as ref_noise
-from maskgan_jax.vocab import NOISE_KINDS_WITH_PATH, REFERENCE_NOISES, SAMPLE_RATE
+from maskgan_jax import audio, corpus_noise, gan, gan_load, keys, levels, noise as ref_noise
+from maskgan_jax.vocab import CORPUS_NOISES, NOISE_KINDS_WITH_PATH, REFERENCE_NOISES, SAMPLE_RATE
 
 REFERENCE = {"white": ref_noise.white, "pink": ref_noise.pink, "brown": ref_noise.brown}
 assert tuple(REFERENCE) == REFERENCE_NOISES
@@ -33,7 +33,8 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 
 @dataclasses.dataclass(frozen=True)
 class NoiseSpec:
-    """Parsed ``--noise``: kind none|white|pink|brown|gan|dir and, for gan/dir, a folder."""
+    """Parsed ``--noise``: kind none|white|pink|brown|speech_shaped|babble|gan|dir|masker and,
+    for gan/dir/masker, a folder."""
     kind: str
     path: str = ""
 
@@ -44,9 +45,10 @@ class NoiseSpec:
 
 
 def parse_noise(value: str) -> NoiseSpec:
-    """Parses none | white | pink | brown | gan:DIR | dir:DIR (ValueError naming --noise)."""
+    """Parses none | white | pink | brown | speech_shaped | babble | gan:DIR | dir:DIR | masker:DIR
+    (ValueError naming --noise)."""
     value = (value or "").strip()
-    if value in ("none", *REFERENCE_NOISES):
+    if value in ("none", *REFERENCE_NOISES, *CORPUS_NOISES):
         return NoiseSpec(value)
     for kind in NOISE_KINDS_WITH_PATH:
         if value.startswith(kind + ":"):
@@ -54,7 +56,8 @@ def parse_noise(value: str) -> NoiseSpec:
             if not path:
                 raise ValueError(f"--noise={value!r}: {kind}: needs a folder, e.g. {kind}:/path/to/dir")
             return NoiseSpec(kind, path)
-    raise ValueError(f"--noise={value!r}: expected none, {', '.join(REFERENCE_NOISES)}, gan:DIR or dir:DIR")
+    raise ValueError(f"--noise={value!r}: expected none, {', '.join(REFERENCE_NOISES + CORPUS_NOISES)}, "
+                     "gan:DIR, dir:DIR or masker:DIR")
 
 
 def check_spec(value: str) -> NoiseSpec:
@@ -63,6 +66,9 @@ def check_spec(value: str) -> NoiseSpec:
     if spec.kind == "gan" and not os.path.isfile(os.path.join(spec.path, gan.CONFIG_FILE)):
         raise ValueError(f"--noise=gan:{spec.path}: no trained MaskGAN there ({gan.CONFIG_FILE} missing); "
                          "train one with `python -m experiments.train_maskgan --workdir=DIR` or name its workdir")
+    if spec.kind == "masker" and not os.path.isfile(os.path.join(spec.path, "config.json")):
+        raise ValueError(f"--noise=masker:{spec.path}: no trained masker there (config.json missing); "
+                         "train one with `python -m experiments.train_masker --workdir=DIR`")
     if spec.kind == "dir" and not os.path.isdir(spec.path):
         raise ValueError(f"--noise=dir:{spec.path}: no such folder; name a folder of noise recordings")
     return spec
@@ -82,11 +88,13 @@ def check_levels(noise_spl: float, speech_spl: float, allow_above_comfort: bool)
 
 @dataclasses.dataclass
 class NoiseSource:
-    """``fn(arrays, keys_B) -> float32 [B, T]`` with the arrays it reads, and a description."""
+    """``fn(arrays, keys_B) -> float32 [B, T]`` with the arrays it reads, and a description;
+    ``fn(arrays, keys_B, index_B)`` when ``uses_index`` (babble: the example's own group)."""
     spec: NoiseSpec
-    fn: Callable[[Any, jax.Array], jax.Array]
+    fn: Callable[..., jax.Array]
     arrays: Any
     info: dict
+    uses_index: bool = False
 
 
 def _reference(spec: NoiseSpec, length: int) -> NoiseSource:
@@ -162,15 +170,37 @@ def _folder(spec: NoiseSpec, length: int, sample_rate: int) -> NoiseSource:
     return NoiseSource(spec, fn, (jnp.asarray(bank),), info)
 
 
-def make_source(spec: NoiseSpec | str, length: int, sample_rate: int = SAMPLE_RATE) -> NoiseSource | None:
-    """The noise source for a spec (None for 'none')."""
+def _corpus(spec: NoiseSpec, length: int, corpus) -> NoiseSource:
+    if corpus is None:
+        raise ValueError(f"--noise={spec.kind} is built from the corpus the attack runs on; no corpus was given")
+    if spec.kind == "speech_shaped":
+        fn, arrays, info = corpus_noise.speech_shaped_source(corpus, length)
+        return NoiseSource(spec, fn, arrays, info)
+    fn, arrays, info = corpus_noise.babble_source(corpus, length)
+    return NoiseSource(spec, fn, arrays, info, uses_index=True)
+
+
+def _masker(spec: NoiseSpec, length: int) -> NoiseSource:
+    from maskgan_jax import masker   # masker imports this module (mixing, levels)
+    fn, arrays, info = masker.load_source(spec.path, length)
+    return NoiseSource(spec, fn, arrays, info)
+
+
+def make_source(spec: NoiseSpec | str, length: int, sample_rate: int = SAMPLE_RATE,
+                corpus=None) -> NoiseSource | None:
+    """The noise source for a spec (None for 'none'); speech_shaped and babble need ``corpus``
+    (a store or `ArrayData`: the corpus the attack runs on, `corpus_noise`)."""
     spec = parse_noise(spec) if isinstance(spec, str) else spec
     if spec.kind == "none":
         return None
     if spec.kind in REFERENCE:
         return _reference(spec, length)
+    if spec.kind in CORPUS_NOISES:
+        return _corpus(spec, length, corpus)
     if spec.kind == "gan":
         return _gan(spec, length)
+    if spec.kind == "masker":
+        return _masker(spec, length)
     return _folder(spec, length, sample_rate)
 
 
@@ -182,7 +212,10 @@ class NoiseProgram:
     def __init__(self, source: NoiseSource):
         self.source = source
         self.info = source.info
-        self._fn = jax.jit(lambda arrays, key, index_B: source.fn(arrays, keys.per_example(key, index_B)))
+        if source.uses_index:
+            self._fn = jax.jit(lambda arrays, key, index_B: source.fn(arrays, keys.per_example(key, index_B), index_B))
+        else:
+            self._fn = jax.jit(lambda arrays, key, index_B: source.fn(arrays, keys.per_example(key, index_B)))
 
     def __call__(self, key: jax.Array, index_B) -> jax.Array:
         return self._fn(self.source.arrays, key, jnp.asarray(index_B, jnp.int32))
@@ -192,16 +225,35 @@ class NoiseProgram:
         return np.asarray(self(key, index_B), np.float32)
 
 
+class _CorpusRef:
+    """A corpus in the program cache's key: equal when `corpus_noise.corpus_key` is."""
+
+    def __init__(self, corpus):
+        self.corpus, self.key = corpus, corpus_noise.corpus_key(corpus)
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        return isinstance(other, _CorpusRef) and other.key == self.key
+
+
+def noise_program(spec: str, length: int, sample_rate: int = SAMPLE_RATE, corpus=None) -> NoiseProgram | None:
+    """The cached program of a noise spec (None for 'none'); `clear_programs` after retraining a GAN.
+    ``corpus`` is what speech_shaped and babble are built from (ignored by every other noise)."""
+    needs = corpus is not None and parse_noise(spec).kind in CORPUS_NOISES
+    return _program(spec, length, sample_rate, _CorpusRef(corpus) if needs else None)
+
+
 @functools.lru_cache(maxsize=32)
-def noise_program(spec: str, length: int, sample_rate: int = SAMPLE_RATE) -> NoiseProgram | None:
-    """The cached program of a noise spec (None for 'none'); `clear_programs` after retraining a GAN."""
-    source = make_source(spec, length, sample_rate)
+def _program(spec: str, length: int, sample_rate: int, ref: _CorpusRef | None) -> NoiseProgram | None:
+    source = make_source(spec, length, sample_rate, ref.corpus if ref is not None else None)
     return None if source is None else NoiseProgram(source)
 
 
 def clear_programs() -> None:
     """Forgets cached programs (a GAN workdir was trained further in this process)."""
-    noise_program.cache_clear()
+    _program.cache_clear()
 
 
 def mix(clean_BxT: jax.Array, noise_BxT: jax.Array, snr_db) -> tuple[jax.Array, jax.Array]:

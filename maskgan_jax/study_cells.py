@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from maskgan_jax import attack, attack_folds, attack_loop, attack_steps, keys, masking, metrics, parallel, results
+from maskgan_jax import (attack, attack_folds, attack_loop, attack_steps, keys, masker, masking, metrics, parallel,
+                         results)
 from maskgan_jax.data.batches import as_array_data
 from maskgan_jax.progress import Progress
 from maskgan_jax.study_config import StudyConfig
@@ -114,8 +115,11 @@ def cell_env(cfg: StudyConfig, out_dir: str, stores: dict, gan_info: dict | None
         a["noise"] = c.noise
         a["invert_gan"] = "gan" if a.get("invert_gan") else ""
         knows_gan = c.noise == "gan" or c.adversary == "invert"
-        return results.fingerprint({"cell": c.id, "attack": a, "store": stores[c.task].fingerprint,
-                                    "gan": gan_info["fingerprint"] if knows_gan and gan_info else None})
+        fp = {"cell": c.id, "attack": a, "store": stores[c.task].fingerprint,
+              "gan": gan_info["fingerprint"] if knows_gan and gan_info else None}
+        if c.noise == "optimised":   # the trained masker by what it plays, not where it lives
+            fp["masker"] = masker.identity(cfg.masker_workdir)
+        return results.fingerprint(fp)
 
     def extra(c: Cell) -> dict:
         return {"study": cfg.name, "speech_spl": cfg.speech_spl, "corpus": stores[c.task].name,
@@ -166,7 +170,7 @@ def run_group(group: GroupKey, cells: list[Cell], env: GroupEnv) -> list[dict]:
 
     def setup(cfg: attack.AttackConfig):
         """(steps, training hearing, test hearing, noise program) of one cell's config."""
-        program = masking.noise_program(cfg.noise, clip, cfg.mel.sample_rate)
+        program = masking.noise_program(cfg.noise, clip, cfg.mel.sample_rate, corpus=data)
         snr = masking.check_levels(cfg.noise_spl, cfg.speech_spl, cfg.allow_above_comfort)
         room = attack.room_channel(cfg, clip, os.path.join(env.out_dir, "rooms"), env.log)
         heard = None if cfg.adversary == "invert" else program   # invert hears its residuals (above)
@@ -176,7 +180,7 @@ def run_group(group: GroupKey, cells: list[Cell], env: GroupEnv) -> list[dict]:
     extra = {}
     if base.adversary == "invert":
         # The invert adversary works on its residuals of the masked clips (computed once, cached).
-        program = masking.noise_program(base.noise, clip, base.mel.sample_rate)
+        program = masking.noise_program(base.noise, clip, base.mel.sample_rate, corpus=data)
         snr = masking.check_levels(base.noise_spl, base.speech_spl, base.allow_above_comfort)
         data, _, extra = attack.adversary_data(base, data, program, snr, os.path.join(env.out_dir, "invert"), env.log)
     if group.condition.startswith("clean"):

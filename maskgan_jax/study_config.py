@@ -9,7 +9,8 @@ from maskgan_jax import results
 from maskgan_jax.data import layouts
 from maskgan_jax.levels import COMFORT_LIMIT_SPL
 from maskgan_jax.study_grid import Cell, enumerate_cells, matches, parse_filter
-from maskgan_jax.vocab import ADVERSARIES, CHANNELS, CLIP_SAMPLES, DENOISE_FRONT_END, STUDY_NOISES, check_name
+from maskgan_jax.vocab import (ADVERSARIES, ALL_STUDY_NOISES, CHANNELS, CLIP_SAMPLES, DENOISE_FRONT_END, STUDY_NOISES,
+                                check_name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,7 @@ class StudyConfig:
     gan_workdir: str = ""                       # '' = OUT/maskgan, trained by the study
     gate_clips: int = 32                        # the MaskGAN's noise-quality gate: clips of each kind ...
     gate_classifier: bool = True                # ... and whether it trains the two-sample classifier
+    masker_workdir: str = ""                    # a trained masker (experiments.train_masker): noise "optimised"
     randomness_clips: int = 128
     utility_clips: int = 32                     # command clips scored for STOI / PESQ per condition
     utility_levels: tuple = (45.0,)
@@ -51,7 +53,7 @@ class StudyConfig:
         for t in self.tasks:
             layouts.layout_of(t)
         for n in self.noises:
-            check_name(n, STUDY_NOISES, "noises")
+            check_name(n, ALL_STUDY_NOISES, "noises")
         for a in self.adversaries:
             check_name(a, ADVERSARIES, "adversaries")
         for ch in self.channels:
@@ -68,6 +70,8 @@ class StudyConfig:
             raise ValueError("noise 'gan' needs a MaskGAN config or a trained gan_workdir")
         if self.gate_clips < 4:
             raise ValueError(f"gate_clips={self.gate_clips}: the noise-quality gate needs at least 4 clips")
+        if "optimised" in self.noises and not self.masker_workdir:
+            raise ValueError("noise 'optimised' needs masker_workdir (a trained masker)")
         if not self.seeds:
             raise ValueError("seeds: at least one seed")
         return self

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 
-from maskgan_jax import checkpoint, gan, gan_export, gan_load, masking, results
+from maskgan_jax import checkpoint, gan, gan_export, gan_load, masker, masking, results
 from maskgan_jax.study_config import StudyConfig
 
 QUALITY_FILE = "maskgan_quality.json"
@@ -24,8 +24,15 @@ def gan_workdir(cfg: StudyConfig, out_dir: str) -> str:
 
 
 def noise_spec(cfg: StudyConfig, out_dir: str, noise: str) -> str:
-    """The attack's --noise spelling of a study noise."""
+    """The attack's --noise spelling of a study noise ("optimised": the config's trained masker)."""
+    if noise == "optimised":
+        return f"masker:{os.path.abspath(cfg.masker_workdir)}"
     return f"gan:{gan_workdir(cfg, out_dir)}" if noise == "gan" else noise
+
+
+def masker_identity(cfg: StudyConfig) -> str | None:
+    """What the study's "optimised" noise plays (`masker.identity`), None when it is not swept."""
+    return masker.identity(cfg.masker_workdir) if "optimised" in cfg.noises else None
 
 
 def stage_gan(cfg: StudyConfig, out_dir: str, log) -> dict:

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Iterable, NamedTuple, Sequence
 
 from maskgan_jax.levels import COMFORT_LIMIT_SPL
-from maskgan_jax.vocab import ADVERSARIES, CHANNELS, STUDY_NOISES, CellKey, check_name, noise_rank
+from maskgan_jax.vocab import ADVERSARIES, ALL_STUDY_NOISES, CHANNELS, CellKey, check_name, noise_rank
 
 FILTER_KEYS = CellKey._fields
 # Adversaries that train on the masked audio of their own cell.
@@ -94,7 +94,7 @@ def enumerate_cells(tasks: Sequence[str], models: Sequence[str], noises: Sequenc
                     channels: Sequence[str] = ("digital",)) -> list[Cell]:
     """The sweep: a clean baseline per (task, model, seed, channel) and every masked combination, sorted."""
     for n in noises:
-        check_name(n, ("none", *STUDY_NOISES), "noise")
+        check_name(n, ("none", *ALL_STUDY_NOISES), "noise")
     for a in adversaries:
         check_name(a, ADVERSARIES, "adversary")
     for ch in channels:

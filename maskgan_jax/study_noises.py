@@ -21,9 +21,19 @@ def reference_level(cfg: StudyConfig) -> float:
     return ref_level(sorted(cfg.levels), cfg.reference_level) or cfg.reference_level
 
 
-def noise_clips(cfg: StudyConfig, out_dir: str, noise: str, n: int, key) -> np.ndarray:
-    """n float32 clips [n, clip_samples] of a study noise (unit-free, as generated)."""
-    program = masking.noise_program(noise_spec(cfg, out_dir, noise), cfg.clip_samples)
+def example_corpus(stores: dict):
+    """The store the example clips of corpus-built noises (speech_shaped, babble) come from:
+    the commands corpus when the study has it, else its first task's."""
+    for task in reversed(TASKS):
+        if task in stores:
+            return stores[task]
+    return None
+
+
+def noise_clips(cfg: StudyConfig, out_dir: str, noise: str, n: int, key, corpus=None) -> np.ndarray:
+    """n float32 clips [n, clip_samples] of a study noise (unit-free, as generated); speech_shaped
+    and babble are built from ``corpus``."""
+    program = masking.noise_program(noise_spec(cfg, out_dir, noise), cfg.clip_samples, corpus=corpus)
     return program.host(key, np.arange(n))
 
 
@@ -43,7 +53,7 @@ def stage_noises(cfg: StudyConfig, out_dir: str, stores: dict) -> bool:
     for noise in cfg.noises:
         path = os.path.join(folder, f"{noise}_{ref:g}dB.wav")
         if not os.path.exists(path):
-            clip = noise_clips(cfg, out_dir, noise, 1, keys.example_clips(cfg.report_seed))[0]
+            clip = noise_clips(cfg, out_dir, noise, 1, keys.example_clips(cfg.report_seed), example_corpus(stores))[0]
             _save(path, levels.scale_to_spl(clip, ref, allow_above_comfort=cfg.allow_above_comfort))
             computed = True
     for task in (t for t in reversed(TASKS) if t in stores):   # a speech command first, if there is one

@@ -17,8 +17,8 @@ import numpy as np
 import kernels
 from maskgan_jax import audio, keys, levels, masking, metrics, results
 from maskgan_jax.study_config import StudyConfig
-from maskgan_jax.study_gan import noise_spec
-from maskgan_jax.study_noises import noise_clips, reference_level
+from maskgan_jax.study_gan import masker_identity, noise_spec
+from maskgan_jax.study_noises import example_corpus, noise_clips, reference_level
 
 # Bump when the randomness records gain or change fields, so cached ones are recomputed.
 RANDOMNESS_FORMAT = 2
@@ -63,7 +63,7 @@ def _score_task(cfg: StudyConfig, out_dir: str, task: str, st, fp: str) -> list[
     clean = jnp.asarray(audio.int16_to_float(pcm))
     for noise in cfg.noises:
         # Drawn once per noise and mixed at every level by one compiled mix.
-        program = masking.noise_program(noise_spec(cfg, out_dir, noise), pcm.shape[1])
+        program = masking.noise_program(noise_spec(cfg, out_dir, noise), pcm.shape[1], corpus=st)
         noise_BxT = program(keys.test_noise(cfg.report_seed), idx)
         for lv in cfg.levels:
             snr = masking.check_levels(lv, cfg.speech_spl, cfg.allow_above_comfort)
@@ -80,6 +80,8 @@ def stage_randomness(cfg: StudyConfig, out_dir: str, stores: dict, gan_fp: str |
     ident = {"format": RANDOMNESS_FORMAT, "clips": cfg.randomness_clips, "noise_clips": cfg.noise_clips,
              "levels": list(cfg.levels), "noises": list(cfg.noises), "speech_spl": cfg.speech_spl,
              "gan": gan_fp, "seed": cfg.report_seed}
+    if "optimised" in cfg.noises:
+        ident["masker"] = masker_identity(cfg)
     for task in cfg.tasks:
         st = stores[task]
         fp = results.fingerprint({**ident, "store": st.fingerprint})
@@ -100,7 +102,8 @@ def stage_randomness(cfg: StudyConfig, out_dir: str, stores: dict, gan_fp: str |
     if recs is None:
         recs = []
         for noise in cfg.noises:
-            clips = noise_clips(cfg, out_dir, noise, cfg.noise_clips, keys.noise_randomness(cfg.report_seed))
+            clips = noise_clips(cfg, out_dir, noise, cfg.noise_clips, keys.noise_randomness(cfg.report_seed),
+                                 example_corpus(stores))
             scaled = np.stack([np.asarray(levels.scale_to_spl(c, ref, allow_above_comfort=True)) for c in clips])
             recs.append(_record("", "noise", noise, float(ref), score_int16(_to_int16(scaled)),
                                 {"fingerprint": fp}))

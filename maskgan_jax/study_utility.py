@@ -18,15 +18,15 @@ import numpy as np
 from maskgan_jax import attack, attack_loop, audio, intelligibility, keys, masking, metrics, results
 from maskgan_jax import room as room_lib
 from maskgan_jax.study_config import StudyConfig
-from maskgan_jax.study_gan import noise_spec
+from maskgan_jax.study_gan import masker_identity, noise_spec
 from maskgan_jax.vocab import UTILITY_TASK
 
 UTILITY_FORMAT = 1
 
 
-def _heard(cfg: StudyConfig, out_dir: str, clean, rows, noise: str, level: float, channel: str):
+def _heard(cfg: StudyConfig, out_dir: str, clean, rows, noise: str, level: float, channel: str, corpus=None):
     """(listener's clean, listener's masked) float32 [N, T] for one condition."""
-    program = masking.noise_program(noise_spec(cfg, out_dir, noise), clean.shape[1])
+    program = masking.noise_program(noise_spec(cfg, out_dir, noise), clean.shape[1], corpus=corpus)
     key = keys.test_noise(cfg.report_seed)
     noise_BxT = program(key, rows)
     if channel == "digital":
@@ -52,6 +52,8 @@ def stage_utility(cfg: StudyConfig, out_dir: str, stores: dict, gan_fp: str | No
     ident = {"format": UTILITY_FORMAT, "clips": cfg.utility_clips, "levels": list(cfg.utility_levels),
              "noises": list(cfg.noises), "channels": list(cfg.channels), "speech_spl": cfg.speech_spl,
              "rooms": [cfg.rooms, cfg.room_seed], "gan": gan_fp, "seed": cfg.report_seed, "store": st.fingerprint}
+    if "optimised" in cfg.noises:
+        ident["masker"] = masker_identity(cfg)
     fp = results.fingerprint(ident)
     path = os.path.join(out_dir, "utility", f"{UTILITY_TASK}.jsonl")
     old = results.read_jsonl(path)
@@ -66,7 +68,7 @@ def stage_utility(cfg: StudyConfig, out_dir: str, stores: dict, gan_fp: str | No
     for channel in cfg.channels:
         for noise in cfg.noises:
             for level in cfg.utility_levels:
-                ref, deg = _heard(cfg, out_dir, clean, rows, noise, float(level), channel)
+                ref, deg = _heard(cfg, out_dir, clean, rows, noise, float(level), channel, st)
                 scores = intelligibility.intelligibility(ref, deg)
                 rec = {"kind": "utility", "task": UTILITY_TASK, "channel": channel, "noise": noise,
                        "noise_spl": float(level), "n": int(n), "failures": len(scores.failures),

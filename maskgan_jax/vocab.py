@@ -30,10 +30,18 @@ LAYOUT_TITLES = {"fma": "FMA", "common_voice": "Common Voice", "ravdess": "RAVDE
 
 REFERENCE_NOISES = ("white", "pink", "brown")        # drawn on device by maskgan_jax.noise
 STUDY_NOISES = (*REFERENCE_NOISES, "gan")             # the study's noises, in table order
-# Spellings of --noise: a reference noise, none, or a kind with a folder (gan:DIR, dir:DIR).
-NOISE_KINDS_WITH_PATH = ("gan", "dir")
+# Built from the corpus an attack runs on (maskgan_jax.corpus_noise).
+CORPUS_NOISES = ("speech_shaped", "babble")
+# Noises a study config may name beyond the default ones; "optimised" is the trained masker
+# of the config's masker_workdir (masker:DIR).
+OPTIONAL_STUDY_NOISES = (*CORPUS_NOISES, "optimised")
+ALL_STUDY_NOISES = (*STUDY_NOISES, *OPTIONAL_STUDY_NOISES)
+# Spellings of --noise: a reference or corpus noise, none, or a kind with a folder (gan:DIR, dir:DIR,
+# masker:DIR).
+NOISE_KINDS_WITH_PATH = ("gan", "dir", "masker")
 NOISE_TITLES = {"none": "clean", "white": "white noise", "pink": "pink noise",
-                "brown": "brown noise", "gan": "MaskGAN noise"}
+                "brown": "brown noise", "gan": "MaskGAN noise", "speech_shaped": "speech-shaped noise",
+                "babble": "babble", "optimised": "trained masker"}
 
 # ----------------------------------------------------------------------------- adversaries
 
@@ -60,7 +68,7 @@ def check_name(value: str, allowed, what: str) -> str:
 
 def noise_rank(noise: str) -> int:
     """Table order of a noise (the study's noises first, anything else after)."""
-    return STUDY_NOISES.index(noise) if noise in STUDY_NOISES else len(STUDY_NOISES)
+    return ALL_STUDY_NOISES.index(noise) if noise in ALL_STUDY_NOISES else len(ALL_STUDY_NOISES)
 
 
 def adversary_rank(adversary: str) -> int:
