@@ -237,11 +237,11 @@ def markdown(s: dict, run_info: dict | None = None, figures: dict | None = None,
     if s["invert"]:
         L += ["## The adversary that knows the generator (invert)", "",
               "It searches the MaskGAN's latent for the noise that best explains each recording and subtracts it "
-              "(a 100-dimensional family of 32768-sample clips). On white noise, which the generator did not make, "
-              "the same search is the control. Noise removed: 10·log10 of the masking noise's energy in the "
-              "recording over the error left after the subtraction (the study knows the clean clip; > 0: the noise "
-              "went, < 0: the subtraction added error); recovered: the invert adversary's accuracy minus the static "
-              "adversary's on the same clips.", ""]
+              "(the clips its latent can reach: a family with as many dimensions as the latent). On white noise, "
+              "which the generator did not make, the same search is the control. Noise removed: 10·log10 of the "
+              "masking noise's energy in the recording over the error left after the subtraction (the study knows "
+              "the clean clip; > 0: the noise went, < 0: the subtraction added error); recovered: the invert "
+              "adversary's accuracy minus the static adversary's on the same clips.", ""]
         L += table(["task", "noise", "level (dB SPL)", "family", "noise removed (dB)", "MIA (invert)",
                      "recovered over static"],
                     [[k.task, k.noise, f"{k.level:g}", k.model,
