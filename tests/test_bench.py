@@ -24,3 +24,12 @@ def test_paper_generator_counts_the_layer_tables_flops():
 def test_failed_part_is_recorded_not_raised():
     rec = accelerator._guard(lambda: 1 / 0)
     assert rec["error"].startswith("ZeroDivisionError")
+
+
+def test_attackers_bench_step_runs_and_counts_flops():
+    """The attackers suite's timed step is the attack's own train step (its signature kept in step)."""
+    from experiments.benchmarks import attackers
+    from experiments.configs import attack as configs
+    cfg = configs.get("tiny", "cnn")
+    one, put, flops, _steps = attackers._jax_step(cfg, 8)
+    assert one() > 0 and put() > 0 and flops > 0
