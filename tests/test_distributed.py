@@ -31,11 +31,9 @@ def _env(devices: int) -> dict:
     return env
 
 
-def _train(workdir, steps: int, processes: int, *flags: str) -> float:
-    """train_maskgan --config=tiny to ``steps``: one process with 2 devices, or ``processes`` with 1 each."""
-    args = [sys.executable, "-m", "experiments.train_maskgan", "--config=tiny", f"--steps={steps}",
-            f"--workdir={workdir}", *flags]
-    t0 = time.perf_counter()
+def _launch(args: list, processes: int) -> list[str]:
+    """Runs a binary as one process with 2 devices, or as ``processes`` localhost processes with 1
+    device each (jax.distributed); returns each process's output, asserting every one exited 0."""
     if processes == 1:
         procs = [subprocess.Popen(args, env=_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)]
     else:
@@ -53,6 +51,15 @@ def _train(workdir, steps: int, processes: int, *flags: str) -> float:
                 p.kill()
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out[-3000:]
+    return outs
+
+
+def _train(workdir, steps: int, processes: int, *flags: str) -> float:
+    """train_maskgan --config=tiny to ``steps``: one process with 2 devices, or ``processes`` with 1 each."""
+    args = [sys.executable, "-m", "experiments.train_maskgan", "--config=tiny", f"--steps={steps}",
+            f"--workdir={workdir}", *flags]
+    t0 = time.perf_counter()
+    outs = _launch(args, processes)
     assert f"'num_devices': 2, 'process_count': {processes}" in outs[0], outs[0][-2000:]
     return time.perf_counter() - t0
 
@@ -105,23 +112,8 @@ def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
 
 
 def _attack(out, cache, processes: int) -> None:
-    args = [sys.executable, "-m", "experiments.attack", "--task=commands", "--config=tiny", "--data_size=tiny",
-            "--folds=2", "--epochs=1", "--batch_size=8", f"--cache_dir={cache}", f"--out={out}"]
-    if processes == 1:
-        procs = [subprocess.Popen(args, env=_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)]
-    else:
-        addr = f"127.0.0.1:{_free_port()}"
-        procs = [subprocess.Popen(args + [f"--coordinator_address={addr}", f"--num_processes={processes}",
-                                          f"--process_id={i}"], env=_env(1), cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(processes)]
-    try:
-        outs = [p.communicate(timeout=TIMEOUT_S)[0].decode(errors="replace") for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, o in zip(procs, outs):
-        assert p.returncode == 0, o[-3000:]
+    _launch([sys.executable, "-m", "experiments.attack", "--task=commands", "--config=tiny", "--data_size=tiny",
+             "--folds=2", "--epochs=1", "--batch_size=8", f"--cache_dir={cache}", f"--out={out}"], processes)
 
 
 @pytest.mark.slow
