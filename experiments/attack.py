@@ -77,8 +77,6 @@ flags.mark_flags_as_required(["task", "out"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that --help answers without loading JAX.
     from experiments.configs import attack as configs
     from maskgan_jax import attack, parallel
@@ -86,12 +84,10 @@ def main(argv):
     if FLAGS.coordinator_address or FLAGS.num_processes:
         # Before any computation: every process then sees the global devices.
         parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    over = {k: getattr(FLAGS, k) for k in ("folds", "epochs", "min_steps", "eval_every", "patience", "batch_size",
-                                          "learning_rate", "schedule", "weight_decay", "time_shift",
-                                          "time_masks", "freq_masks", "readout_init", "hidden", "layers", "cell", "norm",
-                                          "input_stats", "dropout", "rooms", "compute_dtype",
-                                          "num_devices")
-            if getattr(FLAGS, k) is not None}
+    over = cli.overrides(("folds", "epochs", "min_steps", "eval_every", "patience", "batch_size", "learning_rate",
+                          "schedule", "weight_decay", "time_shift", "time_masks", "freq_masks", "readout_init",
+                          "hidden", "layers", "cell", "norm", "input_stats", "dropout", "rooms", "compute_dtype",
+                          "num_devices"))
     if FLAGS.n_mels is not None:
         over["mel"] = dataclasses.replace(configs.get(FLAGS.config, FLAGS.model).mel, n_mels=FLAGS.n_mels)
     if FLAGS.channels is not None:

@@ -27,8 +27,6 @@ flags.DEFINE_string("peer_python", None, "Python with torch for the peers (defau
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from experiments.benchmarks import available_suites, common
     suites = available_suites()
     if FLAGS.list:

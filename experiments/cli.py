@@ -7,6 +7,7 @@ one-line usage errors, quiet libraries.
 * A user's mistake (`app.UsageError`, or a bad flag value) prints one line naming the flag
   and the fix, then a pointer to ``--help``, and exits with status 2 — no traceback and no
   page of help.
+* Positional arguments are refused (every binary takes flags only).
 * Library INFO logs (orbax's checkpointing lines, JAX's backend probe) are hidden unless
   ``--verbosity`` asks for them.
 """
@@ -36,6 +37,11 @@ def _usage_error(program: str, message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def overrides(names) -> dict:
+    """``{name: value}`` of the flags among ``names`` that were given a value (None = not set)."""
+    return {k: flags.FLAGS[k].value for k in names if flags.FLAGS[k].value is not None}
+
+
 def run(main: Callable, module_name: str) -> None:
     """Runs ``main`` under absl with this project's help, usage errors and logging."""
     module = sys.modules[module_name]
@@ -57,6 +63,8 @@ def run(main: Callable, module_name: str) -> None:
     def wrapped(argv):
         _quiet_libraries()
         try:
+            if len(argv) > 1:
+                raise app.UsageError(f"unexpected arguments: {argv[1:]}")
             return main(argv)
         except app.UsageError as e:
             _usage_error(program, str(e))

@@ -101,8 +101,6 @@ def _fmt(rec) -> str:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.out or not FLAGS.masker:
         raise app.UsageError("--masker and --out are required")
     from maskgan_jax import masking, results

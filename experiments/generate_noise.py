@@ -32,8 +32,6 @@ flags.DEFINE_bool("gate_classifier", True, "Include the gate's two-sample classi
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.workdir or not FLAGS.out:
         raise app.UsageError("--workdir and --out are required")
     if (FLAGS.seconds is None) == (FLAGS.num_clips is None):

@@ -31,8 +31,6 @@ _REFERENCE = ("white", "pink", "brown")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.noise:
         raise app.UsageError("--noise is required")
     if FLAGS.num_clips < 4:

@@ -105,8 +105,6 @@ def score_dataset(st, noise: str, seed: int, noise_spl: float, speech_spl: float
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if bool(FLAGS.inputs) == bool(FLAGS.dataset):
         raise app.UsageError("pass exactly one of --inputs (audio files or folders) and --dataset")
     if not FLAGS.out:

@@ -101,8 +101,6 @@ def build_config():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that --help answers without loading JAX.
     from maskgan_jax import study
     try:

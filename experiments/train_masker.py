@@ -43,15 +43,13 @@ _FIELDS = ("utility_task", "data_size", "rounds", "warmup_rounds", "batch_size",
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required")
     # Imported here so that --help answers without loading JAX.
     import dataclasses
 
     from maskgan_jax import masker
-    over = {k: getattr(FLAGS, k) for k in _FIELDS if getattr(FLAGS, k) is not None}
+    over = cli.overrides(_FIELDS)
     if FLAGS.tasks is not None:
         over["tasks"] = tuple(FLAGS.tasks)
     try:

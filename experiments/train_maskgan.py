@@ -61,8 +61,6 @@ _FIELDS = ("steps", "batch_size", "dim", "slice_len", "loss", "n_critic", "learn
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required")
     # Imported here so that --help answers without loading JAX.

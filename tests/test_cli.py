@@ -34,6 +34,7 @@ def test_console_script_help_lists_the_binarys_own_flags(script, module, flag):
     (["-m", "experiments.attack", "--task=sei", "--noise=gan:/nonexistent/run", "--out=/tmp/x.jsonl"],
      "--noise=gan:/nonexistent/run"),
     (["-m", "experiments.study", "--retrain_gan", "--gan_workdir=/tmp/g"], "--retrain_gan"),
+    (["-m", "experiments.noise_quality", "stray"], "unexpected arguments: ['stray']"),
     (["-m", "experiments.generate_noise", "--workdir=/nonexistent/run", "--seconds=1", "--out=/tmp/x.wav"],
      "--workdir=/nonexistent/run"),
 ])
