@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from maskgan_jax import noise
 from maskgan_jax.vocab import INT16_SCALE
 
 CORPUS_NOISES = ("speech_shaped", "babble")
@@ -98,13 +99,6 @@ def shaping_gain(psd: np.ndarray, length: int) -> np.ndarray:
     return gain.astype(np.float32)
 
 
-def speech_shaped_noise(gain_F: jax.Array, key: jax.Array, length: int) -> jax.Array:
-    """One clip [length] of Gaussian noise shaped by ``gain_F`` (`shaping_gain`), unit RMS."""
-    spec = jnp.fft.rfft(jax.random.normal(key, (length,), jnp.float32)) * gain_F
-    y = jnp.fft.irfft(spec, n=length)
-    return (y * jax.lax.rsqrt(jnp.mean(y * y) + 1e-20)).astype(jnp.float32)
-
-
 def speech_shaped_source(corpus, length: int) -> tuple:
     """(fn(arrays, keys_B) -> [B, T], arrays, info) of the corpus's speech-shaped noise."""
     rows = _even(training_rows(corpus), LTAS_CLIPS)
@@ -113,7 +107,7 @@ def speech_shaped_source(corpus, length: int) -> tuple:
 
     def fn(arrays, keys_B):
         (g,) = arrays
-        return jax.vmap(lambda k: speech_shaped_noise(g, k, length))(keys_B)
+        return jax.vmap(lambda k: noise.filtered_gaussian(g, k, length))(keys_B)
 
     info = {"kind": "speech_shaped", "ltas_clips": int(rows.size), "ltas_nfft": LTAS_NFFT,
             "corpus": getattr(corpus, "name", "")}
@@ -147,8 +141,7 @@ def babble_noise(pool_PxT: jax.Array, rows: jax.Array, offsets: jax.Array) -> ja
         clip = pool_PxT[r]
         return jax.lax.dynamic_slice(jnp.concatenate([clip, clip]), (o,), (length,))
 
-    y = jnp.sum(jax.vmap(talker)(rows, offsets), axis=0)
-    return (y * jax.lax.rsqrt(jnp.mean(y * y) + 1e-20)).astype(jnp.float32)
+    return noise.unit_rms(jnp.sum(jax.vmap(talker)(rows, offsets), axis=0)).astype(jnp.float32)
 
 
 def babble_pool(corpus, length: int, n: int = BABBLE_POOL) -> tuple[np.ndarray, np.ndarray]:

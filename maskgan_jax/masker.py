@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from maskgan_jax import features, levels, parallel, results
+from maskgan_jax import features, levels, noise, parallel, results
 from maskgan_jax.models import attackers
 from maskgan_jax.vocab import INT16_SCALE, SAMPLE_RATE, UTILITY_TASK
 
@@ -128,16 +128,10 @@ def bin_gain(log_gain_K: jax.Array, matrix_FxK: jax.Array) -> jax.Array:
     return g.at[0].set(0.0)
 
 
-def shaped_noise(gain_F: jax.Array, key: jax.Array, length: int) -> jax.Array:
-    """One clip [length] of white Gaussian noise filtered by ``gain_F``, at unit RMS."""
-    y = jnp.fft.irfft(jnp.fft.rfft(jax.random.normal(key, (length,), jnp.float32)) * gain_F, n=length)
-    return y * jax.lax.rsqrt(jnp.mean(y * y) + 1e-20)
-
-
 def noise_batch(log_gain_K, matrix_FxK, keys_B, length: int) -> jax.Array:
     """[B, length] masker noise, one clip per key."""
     g = bin_gain(log_gain_K, matrix_FxK)
-    return jax.vmap(lambda k: shaped_noise(g, k, length))(keys_B)
+    return jax.vmap(lambda k: noise.filtered_gaussian(g, k, length))(keys_B)
 
 
 def load_params(workdir: str) -> np.ndarray:
@@ -155,7 +149,7 @@ def load_source(workdir: str, length: int) -> tuple[Callable, tuple, dict]:
 
     def fn(arrays, keys_B):
         (g,) = arrays
-        return jax.vmap(lambda k: shaped_noise(g, k, length))(keys_B)
+        return jax.vmap(lambda k: noise.filtered_gaussian(g, k, length))(keys_B)
 
     info = {"kind": "masker", "workdir": workdir, "bands": cfg.bands, "identity": identity(workdir)}
     return fn, (gain,), info
@@ -223,8 +217,8 @@ def _to_uniform(logits: dict, weight_B) -> jax.Array:
 
 def _mixed(cfg, log_gain, matrix, key, clean_BxT):
     keys_B = jax.random.split(key, clean_BxT.shape[0])
-    noise = noise_batch(log_gain, matrix, keys_B, clean_BxT.shape[1])
-    mixed, _ = levels.mix_at_snr_jax(clean_BxT, noise, cfg.snr_db)
+    noise_BxT = noise_batch(log_gain, matrix, keys_B, clean_BxT.shape[1])
+    mixed, _ = levels.mix_at_snr_jax(clean_BxT, noise_BxT, cfg.snr_db)
     return mixed
 
 

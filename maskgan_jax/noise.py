@@ -108,3 +108,15 @@ def pink(key, shape: Sequence[int] | int):
 def brown(key, shape: Sequence[int] | int):
     """Brown (red) noise (power ~ 1/f^2), zero mean, unit RMS per clip along the last axis."""
     return _shaped(key, shape, 2.0, "brown")
+
+
+def unit_rms(y):
+    """``y`` scaled to exactly unit RMS over all its samples (a silent input stays ~0)."""
+    return y * jax.lax.rsqrt(jnp.mean(y * y) + 1e-20)
+
+
+def filtered_gaussian(gain_F, key, length: int):
+    """One clip [length] of white Gaussian noise filtered by the real spectral gain ``gain_F``
+    (``length // 2 + 1`` rfft bins), at unit RMS; differentiable in ``gain_F``."""
+    spec = jnp.fft.rfft(jax.random.normal(key, (length,), jnp.float32)) * gain_F
+    return unit_rms(jnp.fft.irfft(spec, n=length)).astype(jnp.float32)
