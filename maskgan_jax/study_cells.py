@@ -236,12 +236,18 @@ def run_group(group: GroupKey, cells: list[Cell], env: GroupEnv) -> list[dict]:
     return written
 
 
+def split_cells(cfg: StudyConfig, env: GroupEnv, cells_spec: str, worker: int,
+                num_workers: int) -> tuple[list[Cell], list[Cell], list[Cell]]:
+    """(this worker's selected cells, those already done with the same fingerprint, those to run)."""
+    mine = select(cfg.cells(), cells_spec, worker, num_workers)
+    done = [c for c in mine if is_done(env.out_dir, c, env.cell_fingerprint(c))]
+    finished = set(done)
+    return mine, done, [c for c in mine if c not in finished]
+
+
 def stage_cells(cfg: StudyConfig, env: GroupEnv, cells_spec: str, worker: int, num_workers: int) -> dict:
     """Runs this worker's pending cells group by group, with a done/total progress line."""
-    mine = select(cfg.cells(), cells_spec, worker, num_workers)
-    fps = {c: env.cell_fingerprint(c) for c in mine}
-    done = [c for c in mine if is_done(env.out_dir, c, fps[c])]
-    todo = [c for c in mine if c not in set(done)]
+    mine, done, todo = split_cells(cfg, env, cells_spec, worker, num_workers)
     env.log(f"[study] cells for worker {worker}/{num_workers}: {len(mine)} selected, {len(done)} done, "
             f"{len(todo)} to run")
     prog = Progress(len(todo), f"[study] cells (of {len(mine)}; {len(done)} done earlier)", "cells")

@@ -83,9 +83,9 @@ def stage_gate(cfg: StudyConfig, out_dir: str, gan_info: dict, log) -> tuple[dic
            "exported": gan_info["exported"]}
     if gan_info["exported"]:
         ex = gan_load.export_info(workdir)
-        rec["export"] = {k: ex.get(k) for k in ("step", "training_seconds", "generator_parameters", "gate")}
-        rec["export"]["command"] = (ex.get("trained_by") or [{}])[-1].get("command")
-        rec["export"]["commit"] = (ex.get("trained_by") or [{}])[-1].get("commit")
+        last_run = (ex.get("trained_by") or [{}])[-1]
+        rec["export"] = {**{k: ex.get(k) for k in ("step", "training_seconds", "generator_parameters", "gate")},
+                         "command": last_run.get("command"), "commit": last_run.get("commit")}
     verdict = "passed" if gate["passed"] else "FAILED (" + ", ".join(gate["failed"]) + ")"
     log(f"[study] MaskGAN noise-quality gate: {verdict} in {rec['seconds']:.1f} s")
     results.write_jsonl_atomic(path, [rec])

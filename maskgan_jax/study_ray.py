@@ -29,9 +29,9 @@ from typing import Any, Callable
 
 from maskgan_jax.data import store as store_lib
 from maskgan_jax.progress import Progress
-from maskgan_jax.study_cells import GroupEnv, cell_env, is_done, run_group
+from maskgan_jax.study_cells import GroupEnv, cell_env, run_group, split_cells
 from maskgan_jax.study_config import StudyConfig
-from maskgan_jax.study_grid import Cell, GroupKey, group_cells, select
+from maskgan_jax.study_grid import Cell, GroupKey, group_cells
 
 ENGINES = ("local", "ray")
 # Thread pools a task keeps to its share of the CPUs (XLA's own is set through XLA_FLAGS).
@@ -152,9 +152,7 @@ def stage_cells_ray(cfg: StudyConfig, out_dir: str, stores: dict, gan_info: dict
     """
     opts = opts.validate()
     env = cell_env(cfg, out_dir, stores, gan_info, log)
-    mine = select(cfg.cells(), cells_spec, worker, num_workers)
-    done = [c for c in mine if is_done(out_dir, c, env.cell_fingerprint(c))]
-    todo = [c for c in mine if c not in set(done)]
+    mine, done, todo = split_cells(cfg, env, cells_spec, worker, num_workers)
     groups = group_cells(todo)
     log(f"[study] cells on ray: {len(mine)} selected, {len(done)} done, {len(todo)} to run "
         f"in {len(groups)} task(s)")
