@@ -17,7 +17,8 @@ from maskgan_jax.levels import COMFORT_LIMIT_SPL
 from maskgan_jax.report_setup import (gan_quality_lines, gate_failures, glossary_lines, provenance_lines, scope,
                                       table, task_title)
 from maskgan_jax.report_summary import (RTMR_LABELS, SPF_OK, RandomnessKey, RowKey, summarize, verdict)
-from maskgan_jax.vocab import PRIVACY_TASKS, UTILITY_TASK, adversary_rank, noise_rank
+from maskgan_jax.vocab import (NOISE_TITLES, OPTIONAL_STUDY_NOISES, PRIVACY_TASKS, UTILITY_TASK, adversary_rank,
+                               noise_rank)
 
 WW_ZERO = 1e-6   # mean runs-test p-values below this are "0" for every practical purpose
 RQ_TITLES = {
@@ -76,6 +77,15 @@ def statements(s: dict, prov: dict | None = None) -> dict:
                        "undetermined": "GAN and white noise cannot be told apart (no interval)"}[verdict(d)]
                 rq["RQ1"].append(f"  → {task}: {txt} at {ref:g} dB SPL against the strongest adversary "
                                  f"(paired worst-case accuracy white − GAN {_fmt(d, 3)}).")
+        for noise in (n for n in cells.noises if n in OPTIONAL_STUDY_NOISES):
+            d = s["comparisons"].get((task, noise, ref, "digital"))
+            if d is not None:
+                name = NOISE_TITLES.get(noise, noise)
+                txt = {"higher": "masks better than white noise", "lower": "masks worse than white noise",
+                       "same": "is no better than white noise (the interval includes 0)",
+                       "undetermined": "cannot be told apart from white noise (no interval)"}[verdict(d)]
+                rq["RQ1"].append(f"  → {task}: {name} {txt} at {ref:g} dB SPL against the strongest adversary "
+                                 f"(paired worst-case accuracy white − {noise} {_fmt(d, 3)}).")
     if s["spf"]:
         for adv in cells.adversaries:
             parts = [f"{n} {_fmt(s['spf'][RowKey(n, ref, adv)]['spf'], 2)}" for n in cells.noises

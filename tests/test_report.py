@@ -236,3 +236,16 @@ def test_partial_records_still_make_a_report(tmp_path):
 def test_empty_report(tmp_path):
     text = open(report.write_report(str(tmp_path), [], [], plots=True)).read()
     assert "No masked cells" in text
+
+
+def test_statements_say_whether_the_trained_masker_beats_white_noise():
+    recs = make_records(gan_gain=0.25)
+    masker = [dict(r, noise="optimised", cell=str(r.get("cell", "")).replace("noise=gan", "noise=optimised"))
+              for r in recs if r["noise"] == "gan"]
+    s = report_summary.summarize(recs + masker, make_randomness())
+    rq1 = "\n".join(report.statements(s)["RQ1"])
+    assert "trained masker masks better than white noise" in rq1 and "white − optimised" in rq1
+    same = report_summary.summarize(make_records(gan_gain=0.0) + [
+        dict(r, noise="optimised", cell=str(r.get("cell", "")).replace("noise=gan", "noise=optimised"))
+        for r in make_records(gan_gain=0.0) if r["noise"] == "gan"], make_randomness())
+    assert "trained masker is no better than white noise" in "\n".join(report.statements(same)["RQ1"])
